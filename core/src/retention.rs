@@ -1,0 +1,376 @@
+//! Retention: Time To Live, read timers, the device Keep Period, trusted time
+//! and the purge.
+//!
+//! A message's deletion deadline is
+//! `min(ttl_expiry, received + keep_period, first_read + read_timer)`.
+//! The store keeps the message-intrinsic part, `min(ttl_expiry, first_read +
+//! read_timer)`, in an indexed `deadline_ms` column, and applies the keep period
+//! (a device setting that can change) at query time against the indexed
+//! `received_ms`. Every read of content filters on both against *trusted time*,
+//! so expired content is never returned, even before the purge has run.
+//!
+//! Trusted time = max(device clock, anchor + monotonic time since the anchor),
+//! where the anchor is the highest time ever observed (signed server time or
+//! the persisted high-water mark). It never goes backwards: turning the device
+//! clock back (while running or across a restart) revives nothing. A clock set
+//! *forward* makes content expire early; for this product that is the safe way
+//! to fail, and it is corrected only as real time catches up.
+//!
+//! Changing the keep period first purges under the old one, so lengthening it
+//! cannot revive content that was already past it.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Keep period used when the device has not set one: 30 days (capped by the
+/// organisation maximum).
+pub const DEFAULT_KEEP_PERIOD_MS: i64 = 30 * DAY_MS;
+
+/// A source of wall-clock and monotonic time. Injectable so tests (and the
+/// demo) can turn the device clock back and forward.
+pub trait Clock: Send + Sync {
+    /// The device's wall clock, milliseconds since the Unix epoch. May jump.
+    fn wall_ms(&self) -> i64;
+    /// A monotonic clock in milliseconds; only differences are meaningful and
+    /// it restarts with the process.
+    fn monotonic_ms(&self) -> i64;
+}
+
+/// The real clocks.
+pub struct SystemClock {
+    start: Instant,
+}
+
+impl SystemClock {
+    /// A clock whose monotonic origin is now.
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn wall_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn monotonic_ms(&self) -> i64 {
+        i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A clock the caller moves by hand (tests, demos). The wall clock can be set
+/// anywhere; the monotonic clock only advances.
+pub struct ManualClock {
+    wall: AtomicI64,
+    mono: AtomicI64,
+}
+
+impl ManualClock {
+    /// A manual clock reading `wall_ms`.
+    pub fn new(wall_ms: i64) -> Self {
+        Self {
+            wall: AtomicI64::new(wall_ms),
+            mono: AtomicI64::new(0),
+        }
+    }
+
+    /// Real time passes: both clocks advance.
+    pub fn advance(&self, ms: i64) {
+        self.wall.fetch_add(ms, Ordering::SeqCst);
+        self.mono.fetch_add(ms.max(0), Ordering::SeqCst);
+    }
+
+    /// The user sets the device clock (monotonic time is unaffected).
+    pub fn set_wall(&self, wall_ms: i64) {
+        self.wall.store(wall_ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn wall_ms(&self) -> i64 {
+        self.wall.load(Ordering::SeqCst)
+    }
+
+    fn monotonic_ms(&self) -> i64 {
+        self.mono.load(Ordering::SeqCst)
+    }
+}
+
+/// Trusted time for one open profile.
+pub(crate) struct TrustedTime {
+    anchor: Mutex<Anchor>,
+}
+
+#[derive(Clone, Copy)]
+struct Anchor {
+    at_ms: i64,
+    mono_ms: i64,
+}
+
+impl TrustedTime {
+    /// Starts from the persisted high-water mark.
+    pub(crate) fn new(clock: &dyn Clock, high_water_ms: i64) -> Self {
+        Self {
+            anchor: Mutex::new(Anchor {
+                at_ms: high_water_ms,
+                mono_ms: clock.monotonic_ms(),
+            }),
+        }
+    }
+
+    /// `max(device clock, anchor + monotonic elapsed)`. When the device clock
+    /// is ahead, it becomes the new anchor, so a later clock change cannot
+    /// take trusted time back below anything already observed.
+    pub(crate) fn now_ms(&self, clock: &dyn Clock) -> i64 {
+        let mut a = self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+        let mono = clock.monotonic_ms();
+        let projected = a
+            .at_ms
+            .saturating_add(mono.saturating_sub(a.mono_ms).max(0));
+        let wall = clock.wall_ms();
+        if wall > projected {
+            *a = Anchor {
+                at_ms: wall,
+                mono_ms: mono,
+            };
+            wall
+        } else {
+            projected
+        }
+    }
+
+    /// Moves the anchor forward to a (verified) server time; never backwards.
+    /// Returns the new trusted time.
+    pub(crate) fn observe(&self, clock: &dyn Clock, server_ms: i64) -> i64 {
+        let now = self.now_ms(clock);
+        if server_ms > now {
+            let mut a = self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+            *a = Anchor {
+                at_ms: server_ms,
+                mono_ms: clock.monotonic_ms(),
+            };
+            server_ms
+        } else {
+            now
+        }
+    }
+}
+
+/// The message-intrinsic part of the deadline: `min(ttl_expiry, first_read +
+/// read_timer)`.
+pub fn intrinsic_deadline(
+    ttl_expiry_ms: i64,
+    first_read_ms: Option<i64>,
+    read_timer_ms: Option<i64>,
+) -> i64 {
+    match (first_read_ms, read_timer_ms) {
+        (Some(read), Some(timer)) => ttl_expiry_ms.min(read.saturating_add(timer)),
+        _ => ttl_expiry_ms,
+    }
+}
+
+/// The full deadline, as DESIGN.md section 5 states it.
+pub fn deadline(
+    ttl_expiry_ms: i64,
+    received_ms: i64,
+    keep_period_ms: i64,
+    first_read_ms: Option<i64>,
+    read_timer_ms: Option<i64>,
+) -> i64 {
+    intrinsic_deadline(ttl_expiry_ms, first_read_ms, read_timer_ms)
+        .min(received_ms.saturating_add(keep_period_ms))
+}
+
+/// The effective keep period: the device setting (or the default), capped by
+/// the organisation maximum.
+pub fn effective_keep_period(device_ms: Option<i64>, org_max_ms: Option<i64>) -> i64 {
+    let device = device_ms.unwrap_or(DEFAULT_KEEP_PERIOD_MS);
+    match org_max_ms {
+        Some(max) => device.min(max),
+        None => device,
+    }
+}
+
+/// What one purge removed (identifiers and counts only, never content), for the
+/// audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Trusted time the purge ran at.
+    pub at_ms: i64,
+    /// Ids of the messages removed because their TTL or read timer passed.
+    pub expired_ids: Vec<String>,
+    /// Ids of the messages removed because they passed the keep period.
+    pub kept_too_long_ids: Vec<String>,
+    /// Attachment files crypto-shredded (key deleted, file removed).
+    pub attachments: usize,
+}
+
+impl PurgeReport {
+    /// Total messages removed.
+    pub fn messages(&self) -> usize {
+        self.expired_ids.len() + self.kept_too_long_ids.len()
+    }
+}
+
+impl crate::store::Store {
+    /// Deletes everything past its deadline at trusted time, for real:
+    /// - rows are deleted with `secure_delete` on (their pages are zeroed,
+    ///   free pages included);
+    /// - attachment keys go with their rows (crypto-shredding) and the files
+    ///   are unlinked after the commit;
+    /// - purged ids are remembered as tombstones until their TTL, so a
+    ///   redelivery cannot bring them back;
+    /// - the WAL is checkpointed with `TRUNCATE`, so no old page lingers in it.
+    ///
+    /// Work is proportional to what expired: each delete is a range scan of an
+    /// index (`deadline_ms`, `received_ms`, `tombstones.until_ms`).
+    pub fn purge(&mut self) -> Result<PurgeReport, crate::store::StoreError> {
+        use rusqlite::params;
+
+        let now = self.now_ms();
+        let keep_cutoff = now.saturating_sub(self.keep_period_ms()?);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut files: Vec<String> = Vec::new();
+        for (sql, cutoff) in [
+            (
+                "SELECT a.file_name FROM messages m JOIN attachments a ON a.message_id = m.id WHERE m.deadline_ms <= ?1",
+                now,
+            ),
+            (
+                "SELECT a.file_name FROM messages m JOIN attachments a ON a.message_id = m.id WHERE m.received_ms <= ?1",
+                keep_cutoff,
+            ),
+        ] {
+            let mut stmt = tx.prepare_cached(sql)?;
+            for f in stmt.query_map([cutoff], |r| r.get::<_, String>(0))? {
+                files.push(f?);
+            }
+        }
+        files.sort();
+        files.dedup();
+        let deleted =
+            |sql: &str, cutoff: i64| -> Result<Vec<(String, i64)>, crate::store::StoreError> {
+                let mut stmt = tx.prepare_cached(sql)?;
+                let rows = stmt
+                    .query_map([cutoff], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            };
+        let expired = deleted(
+            "DELETE FROM messages WHERE deadline_ms <= ?1 RETURNING id, ttl_expiry_ms",
+            now,
+        )?;
+        let kept_too_long = deleted(
+            "DELETE FROM messages WHERE received_ms <= ?1 RETURNING id, ttl_expiry_ms",
+            keep_cutoff,
+        )?;
+        {
+            let mut tomb = tx.prepare_cached(
+                "INSERT INTO tombstones (id, until_ms) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
+            )?;
+            for (id, ttl) in kept_too_long
+                .iter()
+                .chain(expired.iter())
+                .filter(|(_, ttl)| *ttl > now)
+            {
+                tomb.execute(params![id, ttl])?;
+            }
+        }
+        tx.execute("DELETE FROM tombstones WHERE until_ms <= ?1", [now])?;
+        let report = PurgeReport {
+            at_ms: now,
+            expired_ids: expired.into_iter().map(|(id, _)| id).collect(),
+            kept_too_long_ids: kept_too_long.into_iter().map(|(id, _)| id).collect(),
+            attachments: files.len(),
+        };
+        if report.messages() > 0 || report.attachments > 0 {
+            let ids: Vec<&str> = report
+                .expired_ids
+                .iter()
+                .chain(report.kept_too_long_ids.iter())
+                .map(String::as_str)
+                .collect();
+            tx.execute(
+                "INSERT INTO purge_log (at_ms, messages, attachments, message_ids) VALUES (?1, ?2, ?3, ?4)",
+                params![now, report.messages() as i64, report.attachments as i64, ids.join(",")],
+            )?;
+        }
+        crate::store::persist_high_water(&tx, now)?;
+        tx.commit()?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let dir = self.dir().join(crate::store::ATTACHMENT_DIR);
+        for f in &files {
+            // A failed unlink leaves a file whose key is already gone; the
+            // next open removes it as an orphan.
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_the_minimum_of_its_three_parts() {
+        assert_eq!(deadline(100, 0, 1000, None, None), 100);
+        assert_eq!(deadline(1000, 0, 50, None, None), 50);
+        assert_eq!(deadline(1000, 0, 500, Some(10), Some(20)), 30);
+        assert_eq!(deadline(1000, 0, 500, Some(10), None), 500);
+        assert_eq!(
+            deadline(i64::MAX, i64::MAX - 1, i64::MAX, None, None),
+            i64::MAX
+        );
+    }
+
+    #[test]
+    fn keep_period_is_capped_by_the_organisation() {
+        assert_eq!(effective_keep_period(None, None), DEFAULT_KEEP_PERIOD_MS);
+        assert_eq!(effective_keep_period(Some(5), Some(3)), 3);
+        assert_eq!(effective_keep_period(Some(2), Some(3)), 2);
+        assert_eq!(effective_keep_period(None, Some(DAY_MS)), DAY_MS);
+    }
+
+    #[test]
+    fn trusted_time_never_goes_back() {
+        let clock = ManualClock::new(10_000);
+        let t = TrustedTime::new(&clock, 0);
+        assert_eq!(t.now_ms(&clock), 10_000);
+        clock.advance(500);
+        assert_eq!(t.now_ms(&clock), 10_500);
+        // The user turns the clock back a long way; nothing goes back.
+        clock.set_wall(1_000);
+        assert_eq!(t.now_ms(&clock), 10_500);
+        clock.advance(100);
+        assert_eq!(t.now_ms(&clock), 10_600);
+        // A restart anchors on the persisted high-water mark.
+        let t2 = TrustedTime::new(&clock, 10_600);
+        assert_eq!(t2.now_ms(&clock), 10_600);
+        // Server time moves it forward, never back.
+        assert_eq!(t2.observe(&clock, 20_000), 20_000);
+        assert_eq!(t2.observe(&clock, 15_000), 20_000);
+        clock.advance(10);
+        assert_eq!(t2.now_ms(&clock), 20_010);
+    }
+}

@@ -1,0 +1,141 @@
+//! Schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Migration *n* (1-based) takes the schema from version *n − 1* to *n*. Each
+//! runs in its own `IMMEDIATE` transaction together with the `user_version`
+//! bump, so a crash mid-migration leaves the previous version intact. A
+//! database newer than this build is refused ([`StoreError::SchemaTooNew`])
+//! rather than guessed at. Tables are `STRICT`.
+//!
+//! Notes on the layout:
+//! - `account` holds the device's identity, signed prekeys and one-time
+//!   prekeys as one `crypto::Account` state blob: they change together (a
+//!   one-time prekey is consumed in the same transaction that stores the new
+//!   session), and `secure_delete` scrubs the replaced blob's pages.
+//! - `messages.deadline_ms` is `min(ttl_expiry, first_read + read_timer)`;
+//!   the keep period is applied against `received_ms` (both indexed), so a
+//!   purge touches only expired rows.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Every migration, in order. Never edit a shipped entry; append a new one.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: settings, trusted time, crypto state, threads, messages, outbox.
+    r#"
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE clock (
+        id            INTEGER PRIMARY KEY CHECK (id = 1),
+        high_water_ms INTEGER NOT NULL,
+        server_ms     INTEGER
+    ) STRICT;
+    INSERT INTO clock (id, high_water_ms) VALUES (1, 0);
+    CREATE TABLE account (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        state BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE sessions (
+        peer_device BLOB NOT NULL,
+        base_key    BLOB NOT NULL,
+        state       BLOB NOT NULL,
+        used_ms     INTEGER NOT NULL,
+        PRIMARY KEY (peer_device, base_key)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE threads (
+        id         TEXT PRIMARY KEY,
+        title      TEXT NOT NULL,
+        kind       INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_ms    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sender_keys (
+        thread_id TEXT PRIMARY KEY REFERENCES threads(id) ON DELETE CASCADE,
+        state     BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE messages (
+        seq           INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL UNIQUE,
+        thread_id     TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+        sender        TEXT NOT NULL,
+        outgoing      INTEGER NOT NULL,
+        body          BLOB NOT NULL,
+        sent_ms       INTEGER NOT NULL,
+        received_ms   INTEGER NOT NULL,
+        ttl_expiry_ms INTEGER NOT NULL,
+        read_timer_ms INTEGER,
+        first_read_ms INTEGER,
+        deadline_ms   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX messages_deadline ON messages (deadline_ms);
+    CREATE INDEX messages_received ON messages (received_ms);
+    CREATE INDEX messages_thread ON messages (thread_id, seq);
+    CREATE TABLE outbox (
+        seq             INTEGER PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        message_id      TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL
+    ) STRICT;
+    "#,
+    // 2: attachments (per-file keys: crypto-shredding), tombstones of purged
+    //    message ids (so a redelivery cannot revive them) and the purge log.
+    r#"
+    CREATE TABLE attachments (
+        id         TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        file_name  TEXT NOT NULL UNIQUE,
+        file_key   BLOB NOT NULL,
+        size       INTEGER NOT NULL,
+        sha256     BLOB NOT NULL,
+        mime       TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX attachments_message ON attachments (message_id);
+    CREATE TABLE tombstones (
+        id       TEXT PRIMARY KEY,
+        until_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX tombstones_until ON tombstones (until_ms);
+    CREATE TABLE purge_log (
+        seq         INTEGER PRIMARY KEY,
+        at_ms       INTEGER NOT NULL,
+        messages    INTEGER NOT NULL,
+        attachments INTEGER NOT NULL,
+        message_ids TEXT NOT NULL
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The database's schema version.
+pub(crate) fn version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Brings the schema up to `target` (normally [`SCHEMA_VERSION`]).
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
+    let current = version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let v = i as i64 + 1;
+        if v <= current || v > target {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", v)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

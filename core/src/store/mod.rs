@@ -1,0 +1,368 @@
+//! The encrypted local store: one SQLCipher database per profile.
+//!
+//! - [`db`]: keying, pragmas, key check, rekey.
+//! - [`migrations`]: the schema, versioned in `user_version`.
+//! - [`messages`]: threads and messages; every content read filters on the
+//!   deletion deadline against trusted time.
+//! - [`attachments`]: files encrypted with their own random key, kept only in
+//!   the database (crypto-shredding).
+//! - [`sessions`]: persisted crypto state (account, sessions, sender keys).
+//! - [`profiles`]: [`ProfileManager`] for shared devices.
+//!
+//! Invariants:
+//! - Every write is one transaction; a crash leaves whole rows or none.
+//! - Every read of message content (bodies, attachments) applies the deadline
+//!   `min(ttl_expiry, received + keep_period, first_read + read_timer)` at
+//!   trusted time ([`crate::retention`]).
+//! - Errors are [`StoreError`]; none carries message content or key material.
+//! - Profiles share nothing: each has its own directory, database and key.
+//!
+//! Layout of a profile directory: `occ.db` (+ `-wal`, `-shm`), `keycheck`,
+//! `attachments/<random>.bin`.
+
+pub mod attachments;
+pub mod db;
+pub mod messages;
+pub mod migrations;
+pub mod profiles;
+pub mod sessions;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+
+pub use attachments::AttachmentInfo;
+pub use db::DbKey;
+pub use messages::{Inserted, NewMessage, StoredMessage, ThreadKind, ThreadSummary};
+pub use profiles::ProfileManager;
+
+use crate::crypto::CryptoError;
+use crate::retention::{Clock, TrustedTime, effective_keep_period};
+
+/// Database file name inside a profile directory.
+pub const DB_FILE: &str = "occ.db";
+/// Attachment directory inside a profile directory.
+pub const ATTACHMENT_DIR: &str = "attachments";
+
+/// Errors of the store. Messages say what failed and what to do; they never
+/// contain message content or key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not open this profile.
+    #[error("wrong key: this key does not open the profile database")]
+    WrongKey,
+    /// The database file is damaged.
+    #[error("the profile database is corrupt: {0}; restore it or wipe the profile")]
+    Corrupt(String),
+    /// Something asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The message exists but its deadline has passed.
+    #[error("the message has expired and can no longer be read")]
+    Expired,
+    /// Creating something that exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The storage is read-only or not writable.
+    #[error("storage is read-only: {0}")]
+    ReadOnly(String),
+    /// The disk (or the database's size limit) is full; nothing was written.
+    #[error("the disk is full; nothing was written — free some space and retry")]
+    DiskFull,
+    /// A file-system operation failed.
+    #[error("could not {op} ({path}): {kind}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error kind.
+        kind: std::io::ErrorKind,
+    },
+    /// The database was written by a newer occ.
+    #[error(
+        "the database schema is version {found}, newer than this build supports ({supported}); update the app"
+    )]
+    SchemaTooNew {
+        /// Version found.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The caller passed something unusable.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Stored crypto state could not be used.
+    #[error("stored cryptographic state: {0}")]
+    Crypto(#[from] CryptoError),
+    /// The OS random generator failed.
+    #[error("the operating system's random number generator failed")]
+    Randomness,
+    /// Any other SQLite failure.
+    #[error("database error ({code}): {message}")]
+    Sqlite {
+        /// SQLite's result code name.
+        code: String,
+        /// SQLite's message (never contains content: all values are bound).
+        message: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: &Path, e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull => StoreError::DiskFull,
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                StoreError::ReadOnly(format!("could not {op} ({})", path.display()))
+            }
+            kind => StoreError::Io {
+                op,
+                path: path.to_path_buf(),
+                kind,
+            },
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match db::code(&e) {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull,
+            Some(ErrorCode::ReadOnly) => {
+                StoreError::ReadOnly("the database cannot be written".into())
+            }
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            Some(code) => StoreError::Sqlite {
+                code: format!("{code:?}"),
+                message: e.to_string(),
+            },
+            None => match e {
+                rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound("row".into()),
+                other => StoreError::Sqlite {
+                    code: "rusqlite".into(),
+                    message: other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// An open profile store.
+pub struct Store {
+    pub(crate) conn: Connection,
+    dir: PathBuf,
+    pub(crate) clock: Arc<dyn Clock>,
+    time: TrustedTime,
+}
+
+impl Store {
+    /// Opens the existing profile database in `dir` with `key`, migrating it to
+    /// the current schema.
+    pub fn open(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        Self::open_inner(dir, Some(key), false, clock)
+    }
+
+    /// Creates a new profile database in the existing directory `dir`.
+    pub fn create(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        if dir.join(DB_FILE).exists() {
+            return Err(StoreError::AlreadyExists(format!(
+                "a database in {}",
+                dir.display()
+            )));
+        }
+        db::write_key_check(dir, key)?;
+        Self::open_inner(dir, Some(key), true, clock)
+    }
+
+    /// Benchmarks only: the same store with *no* encryption (SQLCipher without
+    /// a key is plain SQLite), to measure what the encryption costs.
+    #[cfg(feature = "bench-internals")]
+    pub fn create_unencrypted_for_benchmark(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        Self::open_inner(dir, None, true, clock)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        key: Option<&DbKey>,
+        create: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        if !dir.is_dir() {
+            return Err(StoreError::NotFound(format!(
+                "profile directory {}",
+                dir.display()
+            )));
+        }
+        let mut conn = db::open_connection(&dir.join(DB_FILE), key, create)?;
+        migrations::migrate_to(&mut conn, migrations::SCHEMA_VERSION)?;
+        let attachments = dir.join(ATTACHMENT_DIR);
+        std::fs::create_dir_all(&attachments)
+            .map_err(|e| StoreError::io("create the attachment directory", &attachments, e))?;
+        let high_water: i64 =
+            conn.query_row("SELECT high_water_ms FROM clock WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        let time = TrustedTime::new(clock.as_ref(), high_water);
+        let mut store = Self {
+            conn,
+            dir: dir.to_path_buf(),
+            clock,
+            time,
+        };
+        store.persist_time()?;
+        store.remove_orphan_files()?;
+        Ok(store)
+    }
+
+    /// The profile directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Trusted time now, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.time.now_ms(self.clock.as_ref())
+    }
+
+    /// Records a verified server time (from a signed relay acknowledgement);
+    /// trusted time moves forward to it if it is ahead, never back.
+    pub fn observe_server_time(&mut self, server_ms: i64) -> Result<i64, StoreError> {
+        let now = self.time.observe(self.clock.as_ref(), server_ms);
+        self.conn.execute(
+            "UPDATE clock SET server_ms = ?1, high_water_ms = max(high_water_ms, ?2) WHERE id = 1",
+            (server_ms, now),
+        )?;
+        Ok(now)
+    }
+
+    /// Persists the trusted-time high-water mark (also done by every write).
+    pub fn persist_time(&mut self) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        persist_high_water(&self.conn, now)
+    }
+
+    /// Changes the database key (the app stores the new key first).
+    pub fn rekey(&mut self, new_key: &DbKey) -> Result<(), StoreError> {
+        db::rekey(&self.conn, &self.dir, new_key)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn set_setting(&mut self, key: &str, value: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )?;
+        Ok(())
+    }
+
+    /// The device's keep-period setting, if set.
+    pub fn keep_period_setting_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.setting("keep_period_ms")
+    }
+
+    /// The organisation's maximum keep period, if policy sets one.
+    pub fn org_max_keep_period_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.setting("org_max_keep_ms")
+    }
+
+    /// The keep period in force: the device setting (default 30 days) capped
+    /// by the organisation maximum.
+    pub fn keep_period_ms(&self) -> Result<i64, StoreError> {
+        Ok(effective_keep_period(
+            self.keep_period_setting_ms()?,
+            self.org_max_keep_period_ms()?,
+        ))
+    }
+
+    /// Sets the device keep period. Refused above the organisation maximum.
+    /// Content already past the old keep period is purged first, so a longer
+    /// period cannot bring it back.
+    pub fn set_keep_period_ms(&mut self, keep_ms: i64) -> Result<(), StoreError> {
+        if keep_ms <= 0 {
+            return Err(StoreError::InvalidInput(
+                "the keep period must be positive".into(),
+            ));
+        }
+        if let Some(max) = self.org_max_keep_period_ms()?
+            && keep_ms > max
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "keep period {keep_ms} ms exceeds the organisation maximum of {max} ms"
+            )));
+        }
+        self.purge()?;
+        self.set_setting("keep_period_ms", keep_ms)
+    }
+
+    /// Sets the organisation maximum (from verified policy). A lower maximum
+    /// takes effect at once.
+    pub fn set_org_max_keep_period_ms(&mut self, max_ms: i64) -> Result<(), StoreError> {
+        if max_ms <= 0 {
+            return Err(StoreError::InvalidInput(
+                "the maximum keep period must be positive".into(),
+            ));
+        }
+        self.purge()?;
+        self.set_setting("org_max_keep_ms", max_ms)
+    }
+
+    /// Deletes files in the attachment directory that no row references: left
+    /// by a crash between writing a file and committing its row, or between a
+    /// purge's commit and its unlink. Their keys are not in the database, so
+    /// they were unreadable anyway.
+    fn remove_orphan_files(&mut self) -> Result<(), StoreError> {
+        let dir = self.dir.join(ATTACHMENT_DIR);
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| StoreError::io("list attachments", &dir, e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT 1 FROM attachments WHERE file_name = ?1")?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !stmt.exists([name])? {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.persist_time();
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn persist_high_water(conn: &Connection, now: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE clock SET high_water_ms = max(high_water_ms, ?1) WHERE id = 1",
+        [now],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
