@@ -296,6 +296,8 @@ impl crate::store::Store {
             }
         }
         tx.execute("DELETE FROM tombstones WHERE until_ms <= ?1", [now])?;
+        // Never send what has expired.
+        tx.execute("DELETE FROM outbox WHERE expires_ms <= ?1", [now])?;
         let report = PurgeReport {
             at_ms: now,
             expired_ids: expired.into_iter().map(|(id, _)| id).collect(),

@@ -15,16 +15,24 @@
 //! - [`SenderKeyDistribution`]: a thread sender key, only ever sent sealed inside
 //!   a pairwise session (it holds a chain key, which is redacted from `Debug`).
 //!
+//! - [`payload::Payload`]: what an envelope decrypts to (text, sender key,
+//!   thread membership); never seen by the relay.
+//! - [`api`]: the relay's HTTPS + JSON API bodies and the exact bytes each
+//!   signature covers (session acknowledgement, registration, challenge,
+//!   push notice).
+//!
 //! Fields are plain bytes: verifying signatures and keys is the client core's
 //! job (`occ-core::crypto`). The relay only ever handles these as opaque
 //! ciphertext envelopes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod bundle;
 pub mod codec;
 pub mod envelope;
 mod error;
+pub mod payload;
 pub mod sender_key;
 
 pub use bundle::{IdentityKeys, PreKeyBundle};
@@ -46,6 +54,24 @@ pub const MAX_ENVELOPE_LEN: usize = MAX_CIPHERTEXT_LEN + 512;
 
 /// Largest thread identifier, in bytes.
 pub const MAX_THREAD_ID_LEN: usize = 64;
+
+/// Signature contexts (prefixes) shared by the client core and the relay,
+/// which both verify these signatures.
+pub mod contexts {
+    /// Binds a device's X25519 identity key to its Ed25519 key.
+    pub const IDENTITY_DH: &[u8] = b"occ/v1/identity-dh";
+    /// Signs a signed prekey (followed by [`signed_prekey_message`]).
+    pub const SIGNED_PREKEY: &[u8] = b"occ/v1/signed-prekey";
+
+    /// The message a signed prekey signature covers after the context: the
+    /// id (big-endian) and the X25519 key.
+    pub fn signed_prekey_message(id: u32, public: &[u8; 32]) -> [u8; 36] {
+        let mut m = [0u8; 36];
+        m[..4].copy_from_slice(&id.to_be_bytes());
+        m[4..].copy_from_slice(public);
+        m
+    }
+}
 
 /// Renders bytes as lowercase hex, for `Debug` output of *public* values.
 pub(crate) struct Hex<'a>(pub &'a [u8]);

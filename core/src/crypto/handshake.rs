@@ -23,16 +23,9 @@ use super::kdf::{Key32, hkdf};
 
 /// Info string of the X3DH KDF.
 pub const X3DH_INFO: &[u8] = b"occ/x3dh/v1";
-/// Signature context of a signed prekey.
-pub(crate) const SIGNED_PREKEY_CONTEXT: &[u8] = b"occ/v1/signed-prekey";
-
-/// The message a signed prekey signature covers (after the context).
-pub(crate) fn signed_prekey_message(id: u32, public: &[u8; 32]) -> [u8; 36] {
-    let mut m = [0u8; 36];
-    m[..4].copy_from_slice(&id.to_be_bytes());
-    m[4..].copy_from_slice(public);
-    m
-}
+pub(crate) use occ_protocol::contexts::{
+    SIGNED_PREKEY as SIGNED_PREKEY_CONTEXT, signed_prekey_message,
+};
 
 /// A bundle whose identity and signed-prekey signatures have been verified.
 pub(crate) struct VerifiedBundle<'a> {

@@ -15,7 +15,7 @@ use super::CryptoError;
 use super::kdf::random_array;
 
 /// Signature context binding the X25519 identity key to the Ed25519 key.
-const IDENTITY_CONTEXT: &[u8] = b"occ/v1/identity-dh";
+const IDENTITY_CONTEXT: &[u8] = occ_protocol::contexts::IDENTITY_DH;
 
 /// A device identifier: the device's Ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -108,6 +108,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         message_ids TEXT NOT NULL
     ) STRICT;
     "#,
+    // 3: sync: outbox sealing, enrolment config, contacts (device -> user,
+    //    first seen), thread members, sender-key bookkeeping, security events.
+    r#"
+    ALTER TABLE outbox ADD COLUMN target TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN ttl_secs INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN sealed TEXT;
+    CREATE INDEX outbox_expires ON outbox (expires_ms);
+    CREATE TABLE config (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE contacts (
+        device_id     BLOB PRIMARY KEY,
+        user          TEXT NOT NULL,
+        identity      BLOB NOT NULL,
+        first_seen_ms INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX contacts_user ON contacts (user);
+    CREATE TABLE thread_members (
+        thread_id TEXT NOT NULL REFERENCES threads(id) ON DELETE CASCADE,
+        user      TEXT NOT NULL,
+        PRIMARY KEY (thread_id, user)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE sender_key_shared (
+        thread_id       TEXT NOT NULL,
+        device_id       BLOB NOT NULL,
+        distribution_id BLOB NOT NULL,
+        PRIMARY KEY (thread_id, device_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE sender_key_index (
+        distribution_id BLOB PRIMARY KEY,
+        thread_id       TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE security_events (
+        seq    INTEGER PRIMARY KEY,
+        at_ms  INTEGER NOT NULL,
+        kind   TEXT NOT NULL,
+        detail TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

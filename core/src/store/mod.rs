@@ -7,6 +7,8 @@
 //! - [`attachments`]: files encrypted with their own random key, kept only in
 //!   the database (crypto-shredding).
 //! - [`sessions`]: persisted crypto state (account, sessions, sender keys).
+//! - [`outbox`]: the durable outbox and sync bookkeeping (contacts, thread
+//!   members, sender-key sharing, security events).
 //! - [`profiles`]: [`ProfileManager`] for shared devices.
 //!
 //! Invariants:
@@ -24,6 +26,7 @@ pub mod attachments;
 pub mod db;
 pub mod messages;
 pub mod migrations;
+pub mod outbox;
 pub mod profiles;
 pub mod sessions;
 

@@ -63,6 +63,37 @@ pub(crate) fn save_thread_keys_in(
     Ok(())
 }
 
+pub(crate) fn load_sessions_in(
+    conn: &Connection,
+    peer: &DeviceId,
+) -> Result<Vec<Session>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT state FROM sessions WHERE peer_device = ?1 ORDER BY used_ms DESC, base_key",
+    )?;
+    let blobs = stmt
+        .query_map([&peer.0[..]], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    blobs
+        .into_iter()
+        .map(|b| Session::from_bytes(&zeroize::Zeroizing::new(b)).map_err(StoreError::from))
+        .collect()
+}
+
+pub(crate) fn load_thread_keys_in(
+    conn: &Connection,
+    thread_id: &str,
+) -> Result<Option<ThreadKeys>, StoreError> {
+    let blob: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT state FROM sender_keys WHERE thread_id = ?1",
+            [thread_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let blob = zeroize::Zeroizing::new(blob);
+    Ok(blob.as_deref().map(ThreadKeys::from_bytes).transpose()?)
+}
+
 impl Store {
     /// The device account, if one was saved.
     pub fn account(&self) -> Result<Option<Account>, StoreError> {
@@ -86,16 +117,7 @@ impl Store {
 
     /// Sessions with a peer device, most recently used first.
     pub fn sessions_with(&self, peer: &DeviceId) -> Result<Vec<Session>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT state FROM sessions WHERE peer_device = ?1 ORDER BY used_ms DESC, base_key",
-        )?;
-        let blobs = stmt
-            .query_map([&peer.0[..]], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        blobs
-            .into_iter()
-            .map(|b| Session::from_bytes(&zeroize::Zeroizing::new(b)).map_err(StoreError::from))
-            .collect()
+        load_sessions_in(&self.conn, peer)
     }
 
     /// Saves a session (marking it most recently used).
@@ -126,16 +148,7 @@ impl Store {
 
     /// A thread's sender-key state.
     pub fn thread_keys(&self, thread_id: &str) -> Result<Option<ThreadKeys>, StoreError> {
-        let blob: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT state FROM sender_keys WHERE thread_id = ?1",
-                [thread_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let blob = zeroize::Zeroizing::new(blob);
-        Ok(blob.as_deref().map(ThreadKeys::from_bytes).transpose()?)
+        load_thread_keys_in(&self.conn, thread_id)
     }
 
     /// Saves a thread's sender-key state (creating the thread if new).

@@ -1,0 +1,367 @@
+//! `occ`: the scriptable terminal client, and `occ demo`.
+//!
+//! ```text
+//! occ --profile DIR init --server URL --pin PIN [--pin BACKUP] [--ca FILE] --user NAME [--push URL]
+//! occ --profile DIR send --to USER[,USER...] [--thread ID] --ttl SECONDS [--read-timer SECONDS] TEXT
+//! occ --profile DIR sync [--wait SECONDS]
+//! occ --profile DIR messages [--thread ID] [--limit N] [--json]
+//! occ --profile DIR threads [--json]
+//! occ --profile DIR fetch RELAY_MESSAGE_ID
+//! occ --profile DIR settings [--keep-period SECONDS]
+//! occ --profile DIR purge [--json]
+//! occ demo
+//! ```
+//!
+//! The profile key lives in `DIR/profile.key` (mode 0600, hex); on phones the
+//! app keeps it in the Android Keystore / iOS Keychain instead. A failing
+//! command exits non-zero with one line on stderr (a pin failure says "pin").
+
+mod demo;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use occ_core::retention::SystemClock;
+use occ_core::store::DbKey;
+use occ_core::{Client, EnrolOptions, Error, Recipient};
+
+#[derive(Parser)]
+#[command(name = "occ", version, about = "occ terminal client")]
+struct Cli {
+    /// Profile directory (holds the encrypted database and its key file).
+    #[arg(long, global = true)]
+    profile: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a profile and enrol it with a relay.
+    Init {
+        /// Relay URL, e.g. https://localhost:8443.
+        #[arg(long)]
+        server: String,
+        /// SPKI pin `sha256/<base64>`; repeat for backup pins.
+        #[arg(long = "pin", required = true)]
+        pins: Vec<String>,
+        /// CA certificate (PEM) to trust instead of the public roots.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// User name to enrol as.
+        #[arg(long)]
+        user: String,
+        /// Push endpoint URL for push notices.
+        #[arg(long)]
+        push: Option<String>,
+    },
+    /// Send a text message (to users, or to a thread with them).
+    Send {
+        /// Recipient user(s), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        /// Thread id: send in this thread (with the recipients as members).
+        #[arg(long)]
+        thread: Option<String>,
+        /// Time To Live in seconds.
+        #[arg(long)]
+        ttl: u64,
+        /// Expire this many seconds after the recipient first opens it.
+        #[arg(long)]
+        read_timer: Option<u64>,
+        /// The text.
+        text: String,
+    },
+    /// Deliver the outbox and fetch new messages.
+    Sync {
+        /// Seconds to wait for the first new message.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// List messages (newest first), filtered by retention.
+    Messages {
+        /// Only this thread.
+        #[arg(long)]
+        thread: Option<String>,
+        /// At most this many per thread.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List threads.
+    Threads {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download one message by its relay id (as a push notice names it).
+    Fetch {
+        /// Relay message id.
+        id: String,
+    },
+    /// Show or change settings.
+    Settings {
+        /// Device keep period in seconds.
+        #[arg(long)]
+        keep_period: Option<u64>,
+    },
+    /// Remove everything past its deadline now.
+    Purge {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk through the whole system on this machine.
+    Demo,
+}
+
+/// A one-line failure for stderr.
+#[derive(Debug)]
+pub struct Fail(String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+impl From<occ_core::store::StoreError> for Fail {
+    fn from(e: occ_core::store::StoreError) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+const KEY_FILE: &str = "profile.key";
+
+fn write_key_file(dir: &Path, key: &DbKey) -> Result<(), Fail> {
+    let path = dir.join(KEY_FILE);
+    let hex = zeroize::Zeroizing::new(hex::encode(key.as_bytes()));
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                Fail(format!(
+                    "cannot create the key file {}: {e}",
+                    path.display()
+                ))
+            })?;
+        f.write_all(hex.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Fail(format!("cannot write the key file {}: {e}", path.display())))
+    }
+    #[cfg(not(unix))]
+    std::fs::write(&path, hex.as_bytes())
+        .map_err(|e| Fail(format!("cannot write the key file: {e}")))
+}
+
+fn read_key_file(dir: &Path) -> Result<DbKey, Fail> {
+    let path = dir.join(KEY_FILE);
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+        Fail(format!(
+            "cannot read the key file {} ({e}); run `occ init` first",
+            path.display()
+        ))
+    })?);
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim())
+            .map_err(|_| Fail(format!("the key file {} is not hex", path.display())))?,
+    );
+    DbKey::from_slice(&bytes).map_err(|_| {
+        Fail(format!(
+            "the key file {} does not hold a 32-byte key",
+            path.display()
+        ))
+    })
+}
+
+fn profile(cli: &Cli) -> Result<&Path, Fail> {
+    cli.profile
+        .as_deref()
+        .ok_or_else(|| Fail("this command needs --profile DIR".into()))
+}
+
+fn open(dir: &Path) -> Result<Client, Fail> {
+    let key = read_key_file(dir)?;
+    Ok(Client::open(dir, &key, Arc::new(SystemClock::new()))?)
+}
+
+async fn run(cli: Cli) -> Result<(), Fail> {
+    match &cli.command {
+        Command::Demo => demo::run().await,
+        Command::Init {
+            server,
+            pins,
+            ca,
+            user,
+            push,
+        } => {
+            let dir = profile(&cli)?;
+            if dir.join(KEY_FILE).exists() {
+                return Err(Fail(format!("{} already holds a profile", dir.display())));
+            }
+            let ca_pem = ca
+                .as_ref()
+                .map(|p| {
+                    std::fs::read_to_string(p)
+                        .map_err(|e| Fail(format!("cannot read the CA file {}: {e}", p.display())))
+                })
+                .transpose()?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Fail(format!("cannot create {}: {e}", dir.display())))?;
+            let key = DbKey::generate()?;
+            let client = Client::create(dir, &key, Arc::new(SystemClock::new()))?;
+            write_key_file(dir, &key)?;
+            let result = client
+                .enrol(EnrolOptions {
+                    url: server.clone(),
+                    pins: pins.clone(),
+                    ca_pem,
+                    user: user.clone(),
+                    push_endpoint: push.clone(),
+                    ..Default::default()
+                })
+                .await;
+            match result {
+                Ok(e) => {
+                    println!(
+                        "enrolled {} as device {} with {}",
+                        e.user, e.device_id, e.url
+                    );
+                    println!(
+                        "relay identity verified: pinned certificate, signed acknowledgement (service key {})",
+                        e.service_key
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    drop(client);
+                    // Nothing half-made is left behind.
+                    let _ = std::fs::remove_dir_all(dir);
+                    Err(e.into())
+                }
+            }
+        }
+        Command::Send {
+            to,
+            thread,
+            ttl,
+            read_timer,
+            text,
+        } => {
+            let client = open(profile(&cli)?)?;
+            let recipient = match (thread, to.as_slice()) {
+                (Some(id), members) => Recipient::Thread {
+                    id: id.clone(),
+                    members: members.to_vec(),
+                },
+                (None, [one]) => Recipient::User(one.clone()),
+                (None, _) => return Err(Fail("several recipients need --thread ID".into())),
+            };
+            let id = client
+                .send(recipient, text.as_bytes(), *ttl, *read_timer)
+                .await?;
+            match client.flush().await {
+                Ok(r) if r.failed.iter().any(|(m, _)| *m == id) => {
+                    let reason = r
+                        .failed
+                        .iter()
+                        .find(|(m, _)| *m == id)
+                        .map(|(_, r)| r.clone())
+                        .unwrap_or_default();
+                    Err(Fail(format!(
+                        "message {id} could not be delivered: {reason}"
+                    )))
+                }
+                Ok(_) => {
+                    println!("sent {id}");
+                    Ok(())
+                }
+                Err(e) => Err(Fail(format!(
+                    "message {id} is queued but not sent yet: {e}"
+                ))),
+            }
+        }
+        Command::Sync { wait } => {
+            let client = open(profile(&cli)?)?;
+            let flushed = client.flush().await?;
+            let received = client.receive(wait.saturating_mul(1000)).await?;
+            println!(
+                "sent {}, received {}, rejected {}, still queued {}",
+                flushed.sent,
+                received.messages.len(),
+                received.rejected,
+                flushed.pending
+            );
+            Ok(())
+        }
+        Command::Messages {
+            thread,
+            limit,
+            json,
+        } => {
+            let client = open(profile(&cli)?)?;
+            let threads = match thread {
+                Some(t) => vec![t.clone()],
+                None => client.threads().await?.into_iter().map(|t| t.id).collect(),
+            };
+            let mut all = Vec::new();
+            for t in threads {
+                all.extend(client.messages(&t, *limit).await?);
+            }
+            all.sort_by(|a, b| b.received_ms.cmp(&a.received_ms).then(b.seq.cmp(&a.seq)));
+            output::messages(&all, *json);
+            Ok(())
+        }
+        Command::Threads { json } => {
+            let client = open(profile(&cli)?)?;
+            output::threads(&client.threads().await?, *json);
+            Ok(())
+        }
+        Command::Fetch { id } => {
+            let client = open(profile(&cli)?)?;
+            let r = client.fetch(id).await?;
+            println!("downloaded {} message(s)", r.messages.len());
+            Ok(())
+        }
+        Command::Settings { keep_period } => {
+            let client = open(profile(&cli)?)?;
+            if let Some(secs) = keep_period {
+                client.set_keep_period_secs(*secs).await?;
+            }
+            println!("keep period: {} seconds", client.keep_period_secs().await?);
+            Ok(())
+        }
+        Command::Purge { json } => {
+            let client = open(profile(&cli)?)?;
+            let r = client.purge().await?;
+            output::purge(&r, *json);
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(Fail(reason)) = run(cli).await {
+        eprintln!("occ: {}", reason.replace('\n', " "));
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,91 @@
+//! Human and `--json` output. The JSON shapes are stable and documented in
+//! the README.
+
+use occ_core::retention::PurgeReport;
+use occ_core::store::{StoredMessage, ThreadKind, ThreadSummary};
+use serde_json::json;
+
+/// `messages`: one line per message, or a JSON array of
+/// `{id, thread_id, sender, outgoing, text, sent_ms, received_ms, expires_ms,
+///   read_timer_ms, first_read_ms}`.
+pub fn messages(list: &[StoredMessage], as_json: bool) {
+    if as_json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id,
+                    "thread_id": m.thread_id,
+                    "sender": m.sender,
+                    "outgoing": m.outgoing,
+                    "text": String::from_utf8_lossy(&m.body),
+                    "sent_ms": m.sent_ms,
+                    "received_ms": m.received_ms,
+                    "expires_ms": m.deadline_ms,
+                    "read_timer_ms": m.read_timer_ms,
+                    "first_read_ms": m.first_read_ms,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return;
+    }
+    if list.is_empty() {
+        println!("(no messages)");
+    }
+    for m in list {
+        println!(
+            "[{}] {}{}: {}",
+            m.thread_id,
+            if m.outgoing { "me→" } else { "" },
+            m.sender,
+            String::from_utf8_lossy(&m.body)
+        );
+    }
+}
+
+/// `threads`: one line per thread, or a JSON array of
+/// `{id, title, kind, last_ms}`.
+pub fn threads(list: &[ThreadSummary], as_json: bool) {
+    let kind = |k: ThreadKind| {
+        if k == ThreadKind::Group {
+            "group"
+        } else {
+            "direct"
+        }
+    };
+    if as_json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|t| json!({"id": t.id, "title": t.title, "kind": kind(t.kind), "last_ms": t.last_ms}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return;
+    }
+    for t in list {
+        println!("{} ({}) {}", t.id, kind(t.kind), t.title);
+    }
+}
+
+/// `purge`: a summary, or `{at_ms, expired_ids, kept_too_long_ids, attachments}`.
+pub fn purge(r: &PurgeReport, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "at_ms": r.at_ms,
+                "expired_ids": r.expired_ids,
+                "kept_too_long_ids": r.kept_too_long_ids,
+                "attachments": r.attachments,
+            })
+        );
+    } else {
+        println!(
+            "purged {} message(s): {} past their TTL or read timer, {} past the keep period; {} attachment(s) shredded",
+            r.messages(),
+            r.expired_ids.len(),
+            r.kept_too_long_ids.len(),
+            r.attachments
+        );
+    }
+}

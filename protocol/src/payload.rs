@@ -1,0 +1,238 @@
+//! The end-to-end encrypted payload: what a ratchet or sender-key message
+//! decrypts to. The relay never sees it.
+//!
+//! ```text
+//! Payload    = version(1) kind(1) body
+//! Text       = message_id thread_id thread_title thread_kind:u8 sender_user
+//!              sent_ms:u64 ttl_expiry_ms:u64 read_timer? body        (kind 1)
+//! SenderKey  = distribution (an encoded SenderKeyDistribution)       (kind 2)
+//! ThreadInfo = thread_id title members:u32 user*                     (kind 3)
+//! ```
+//!
+//! Strings are `u32`-length-prefixed UTF-8 with per-field limits; options are
+//! a 0/1 flag. The TTL expiry is absolute (ms since the epoch, the sender's
+//! trusted time) and authenticated end to end, so the relay can shorten a
+//! message's life but never lengthen it.
+
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::{MAX_CIPHERTEXT_LEN, MAX_THREAD_ID_LEN, SenderKeyDistribution, VERSION, WireError};
+
+const KIND_TEXT: u8 = 1;
+const KIND_SENDER_KEY: u8 = 2;
+const KIND_THREAD_INFO: u8 = 3;
+
+/// Longest message id.
+pub const MAX_MESSAGE_ID_LEN: usize = 128;
+/// Longest user name.
+pub const MAX_USER_LEN: usize = 64;
+/// Longest thread title.
+pub const MAX_TITLE_LEN: usize = 256;
+/// Most members in a thread.
+pub const MAX_MEMBERS: usize = 1000;
+/// Largest text body.
+pub const MAX_BODY_LEN: usize = MAX_CIPHERTEXT_LEN - 4096;
+
+/// A text message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TextMessage {
+    /// Sender-chosen unique id.
+    pub message_id: String,
+    /// The thread (for 1:1, the pair's direct thread id).
+    pub thread_id: String,
+    /// Thread title as the sender knows it.
+    pub thread_title: String,
+    /// Whether the thread is a group thread.
+    pub group: bool,
+    /// The sending user.
+    pub sender_user: String,
+    /// Sender's trusted time at sending, ms.
+    pub sent_ms: i64,
+    /// Absolute TTL expiry, ms.
+    pub ttl_expiry_ms: i64,
+    /// Optional read timer, ms.
+    pub read_timer_ms: Option<i64>,
+    /// The text (UTF-8 is not enforced; it is the app's content).
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for TextMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextMessage")
+            .field("message_id", &self.message_id)
+            .field("thread_id", &self.thread_id)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A thread's title and members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// Thread id.
+    pub thread_id: String,
+    /// Title.
+    pub title: String,
+    /// Member user names (sender included).
+    pub members: Vec<String>,
+}
+
+/// Any payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// A text message.
+    Text(TextMessage),
+    /// A sender key for a thread (only ever sent over a pairwise session).
+    SenderKey(SenderKeyDistribution),
+    /// Thread membership.
+    ThreadInfo(ThreadInfo),
+}
+
+fn read_str(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<String, WireError> {
+    let b = r.var_bytes(field, max)?;
+    String::from_utf8(b.to_vec()).map_err(|_| WireError::Invalid { field })
+}
+
+impl Payload {
+    /// The canonical encoding (zeroized on drop: it is plaintext).
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut w = Writer::with_capacity(256);
+        w.u8(VERSION);
+        match self {
+            Payload::Text(t) => {
+                w.u8(KIND_TEXT)
+                    .var_bytes(t.message_id.as_bytes())
+                    .var_bytes(t.thread_id.as_bytes())
+                    .var_bytes(t.thread_title.as_bytes())
+                    .u8(u8::from(t.group))
+                    .var_bytes(t.sender_user.as_bytes())
+                    .u64(t.sent_ms as u64)
+                    .u64(t.ttl_expiry_ms as u64)
+                    .option(t.read_timer_ms.as_ref(), |w, v| {
+                        w.u64(*v as u64);
+                    })
+                    .var_bytes(&t.body);
+            }
+            Payload::SenderKey(d) => {
+                w.u8(KIND_SENDER_KEY).var_bytes(&d.encode());
+            }
+            Payload::ThreadInfo(i) => {
+                w.u8(KIND_THREAD_INFO)
+                    .var_bytes(i.thread_id.as_bytes())
+                    .var_bytes(i.title.as_bytes())
+                    .u32(i.members.len() as u32);
+                for m in &i.members {
+                    w.var_bytes(m.as_bytes());
+                }
+            }
+        }
+        Zeroizing::new(w.into_vec())
+    }
+
+    /// Parses a payload. Never panics.
+    pub fn parse(bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(bytes);
+        r.version(VERSION)?;
+        let p = match r.u8("kind")? {
+            KIND_TEXT => {
+                let message_id = read_str(&mut r, "message_id", MAX_MESSAGE_ID_LEN)?;
+                let thread_id = read_str(&mut r, "thread_id", MAX_THREAD_ID_LEN)?;
+                let thread_title = read_str(&mut r, "thread_title", MAX_TITLE_LEN)?;
+                let group = r.flag("thread_kind")?;
+                let sender_user = read_str(&mut r, "sender_user", MAX_USER_LEN)?;
+                let sent_ms = r.u64("sent_ms")? as i64;
+                let ttl_expiry_ms = r.u64("ttl_expiry_ms")? as i64;
+                let read_timer_ms =
+                    r.option("read_timer", |r| r.u64("read_timer").map(|v| v as i64))?;
+                let body = r.var_bytes("body", MAX_BODY_LEN)?.to_vec();
+                if sent_ms < 0 || ttl_expiry_ms < 0 || read_timer_ms.is_some_and(|t| t <= 0) {
+                    return Err(WireError::Invalid { field: "times" });
+                }
+                Payload::Text(TextMessage {
+                    message_id,
+                    thread_id,
+                    thread_title,
+                    group,
+                    sender_user,
+                    sent_ms,
+                    ttl_expiry_ms,
+                    read_timer_ms,
+                    body,
+                })
+            }
+            KIND_SENDER_KEY => {
+                let d = r.var_bytes("distribution", 512)?;
+                Payload::SenderKey(SenderKeyDistribution::parse(d)?)
+            }
+            KIND_THREAD_INFO => {
+                let thread_id = read_str(&mut r, "thread_id", MAX_THREAD_ID_LEN)?;
+                let title = read_str(&mut r, "title", MAX_TITLE_LEN)?;
+                let n = r.count("members", MAX_MEMBERS)?;
+                let mut members = Vec::with_capacity(n);
+                for _ in 0..n {
+                    members.push(read_str(&mut r, "member", MAX_USER_LEN)?);
+                }
+                Payload::ThreadInfo(ThreadInfo {
+                    thread_id,
+                    title,
+                    members,
+                })
+            }
+            other => return Err(WireError::UnknownKind(other)),
+        };
+        r.finish()?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Payload> {
+        vec![
+            Payload::Text(TextMessage {
+                message_id: "m1".into(),
+                thread_id: "t1".into(),
+                thread_title: "Ops".into(),
+                group: true,
+                sender_user: "alice".into(),
+                sent_ms: 5,
+                ttl_expiry_ms: 10,
+                read_timer_ms: Some(3),
+                body: b"hello".to_vec(),
+            }),
+            Payload::SenderKey(SenderKeyDistribution {
+                thread_id: b"t1".to_vec(),
+                distribution_id: [1; 16],
+                iteration: 0,
+                chain_key: Zeroizing::new([2; 32]),
+                signing_key: [3; 32],
+            }),
+            Payload::ThreadInfo(ThreadInfo {
+                thread_id: "t1".into(),
+                title: "Ops".into(),
+                members: vec!["alice".into(), "bob".into()],
+            }),
+        ]
+    }
+
+    #[test]
+    fn round_trips_and_rejects_truncation() {
+        for p in samples() {
+            let bytes = p.encode();
+            assert_eq!(Payload::parse(&bytes).unwrap(), p);
+            for n in 0..bytes.len() {
+                assert!(Payload::parse(&bytes[..n]).is_err());
+            }
+        }
+        assert_eq!(Payload::parse(&[1, 9]), Err(WireError::UnknownKind(9)));
+    }
+
+    #[test]
+    fn debug_shows_no_body() {
+        let s = format!("{:?}", samples()[0]);
+        assert!(!s.contains("hello"));
+    }
+}

@@ -1,0 +1,700 @@
+//! HTTP routes. Every handler validates fully before touching state, so a
+//! refused request changes nothing; every error is JSON.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
+use occ_protocol::api::*;
+use occ_protocol::{Envelope, IdentityKeys, MAX_ENVELOPE_LEN, PreKeyBundle, contexts};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::db::{DeviceRow, Lookup};
+use crate::{AppState, CHALLENGE_TTL_MS, MAX_BODY, RelayError, TOKEN_TTL_MS, now_ms};
+
+type Shared = Arc<AppState>;
+
+impl IntoResponse for RelayError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match &self {
+            RelayError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            RelayError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+            RelayError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+            RelayError::Gone => (StatusCode::GONE, self.to_string()),
+            RelayError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
+            RelayError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
+            RelayError::Storage(e) => {
+                tracing::error!("storage error: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal storage error; retry later".into(),
+                )
+            }
+            other => {
+                tracing::error!("internal error: {other}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; retry later".into(),
+                )
+            }
+        };
+        (status, Json(ErrorBody { error: msg })).into_response()
+    }
+}
+
+fn bad(msg: impl Into<String>) -> RelayError {
+    RelayError::BadRequest(msg.into())
+}
+
+/// A JSON body whose rejections are JSON errors too.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = RelayError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        // Read the whole body first (within the size limit) even when the
+        // request will be refused, so HTTP/2 clients get a clean answer.
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                RelayError::TooLarge(format!("request body exceeds {MAX_BODY} bytes"))
+            } else {
+                bad(format!("cannot read the request body: {}", rej.body_text()))
+            }
+        })?;
+        if !json {
+            return Err(bad("expected Content-Type: application/json"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| bad(format!("invalid JSON body: {e}")))
+    }
+}
+
+fn query_rejection(rej: QueryRejection) -> RelayError {
+    bad(format!("invalid query: {}", rej.body_text()))
+}
+
+fn path_rejection(rej: PathRejection) -> RelayError {
+    bad(format!("invalid path: {}", rej.body_text()))
+}
+
+/// The authenticated device of a request.
+pub struct AuthDevice(pub String);
+
+impl FromRequestParts<Shared> for AuthDevice {
+    type Rejection = RelayError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                RelayError::Unauthorized("missing bearer token; authenticate first".into())
+            })?;
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            RelayError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+        let tokens = lock(&state.tokens)?;
+        match tokens.get(token) {
+            Some((device, expires)) if *expires > now_ms() => Ok(AuthDevice(device.clone())),
+            Some(_) => Err(RelayError::Unauthorized(
+                "token expired; authenticate again".into(),
+            )),
+            None => Err(RelayError::Unauthorized(
+                "unknown token; authenticate again".into(),
+            )),
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, RelayError> {
+    m.lock()
+        .map_err(|_| RelayError::Tls("state lock poisoned".into()))
+}
+
+fn random<const N: usize>() -> Result<[u8; N], RelayError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| RelayError::Tls("no randomness".into()))?;
+    Ok(b)
+}
+
+fn verifying_key(bytes: &[u8; 32]) -> Result<VerifyingKey, RelayError> {
+    let k = VerifyingKey::from_bytes(bytes).map_err(|_| bad("invalid Ed25519 key"))?;
+    if k.is_weak() {
+        return Err(bad("weak Ed25519 key"));
+    }
+    Ok(k)
+}
+
+fn verify(
+    key: &VerifyingKey,
+    context: &[u8],
+    msg: &[u8],
+    sig: &B64,
+    what: &str,
+) -> Result<(), RelayError> {
+    let sig: [u8; 64] = sig
+        .array()
+        .ok_or_else(|| bad(format!("{what}: a signature is 64 bytes")))?;
+    let mut m = Vec::with_capacity(context.len() + msg.len());
+    m.extend_from_slice(context);
+    m.extend_from_slice(msg);
+    key.verify_strict(&m, &Signature::from_bytes(&sig))
+        .map_err(|_| bad(format!("{what}: invalid signature")))
+}
+
+/// All routes.
+pub fn router(state: Shared) -> Router {
+    let v1 = Router::new()
+        .route("/session", post(session_start))
+        .route("/devices", post(register))
+        .route("/auth/challenge", post(challenge))
+        .route("/auth/token", post(token))
+        .route("/users/{user}/devices", get(user_devices))
+        .route("/devices/{device}", get(device_lookup))
+        .route("/devices/{device}/bundle", post(bundle))
+        .route("/prekeys", post(upload_prekeys))
+        .route("/messages", post(send))
+        .route("/messages/{id}", get(fetch_one))
+        .route("/inbox", get(inbox))
+        .route("/inbox/ack", post(ack));
+    Router::new()
+        .nest(PREFIX, v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> RelayError {
+    RelayError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody {
+            error: "method not allowed on this route".into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn session_start(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<SessionStartRequest>,
+) -> Result<Json<SessionStartResponse>, RelayError> {
+    if !(16..=64).contains(&req.nonce.0.len()) {
+        return Err(bad("the nonce must be 16 to 64 bytes"));
+    }
+    let session_id = hex::encode(random::<16>()?);
+    let server_time_ms = now_ms();
+    let sig = s.service_key.sign(&ack_message(
+        req.nonce.as_slice(),
+        &session_id,
+        server_time_ms,
+    ));
+    Ok(Json(SessionStartResponse {
+        session_id,
+        server_time_ms,
+        service_key: B64(s.service_key.verifying_key().to_bytes().to_vec()),
+        signature: B64(sig.to_bytes().to_vec()),
+    }))
+}
+
+fn check_signed_prekey(
+    identity: &VerifyingKey,
+    spk: &SignedPreKeyJson,
+) -> Result<(u32, Vec<u8>, Vec<u8>), RelayError> {
+    let key: [u8; 32] = spk
+        .key
+        .array()
+        .ok_or_else(|| bad("a signed prekey is 32 bytes"))?;
+    verify(
+        identity,
+        contexts::SIGNED_PREKEY,
+        &contexts::signed_prekey_message(spk.id, &key),
+        &spk.signature,
+        "signed prekey",
+    )?;
+    Ok((spk.id, key.to_vec(), spk.signature.0.clone()))
+}
+
+fn check_one_time(keys: &[OneTimePreKeyJson]) -> Result<Vec<(u32, Vec<u8>)>, RelayError> {
+    if keys.len() > MAX_PREKEY_UPLOAD {
+        return Err(bad(format!(
+            "at most {MAX_PREKEY_UPLOAD} one-time prekeys per request"
+        )));
+    }
+    keys.iter()
+        .map(|k| {
+            let key: [u8; 32] = k
+                .key
+                .array()
+                .ok_or_else(|| bad("a one-time prekey is 32 bytes"))?;
+            Ok((k.id, key.to_vec()))
+        })
+        .collect()
+}
+
+fn check_push_endpoint(e: &Option<String>) -> Result<(), RelayError> {
+    if let Some(url) = e
+        && (url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")))
+    {
+        return Err(bad(
+            "the push endpoint must be an http(s) URL of at most 2048 characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn register(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, RelayError> {
+    if !valid_user_name(&req.user) {
+        return Err(bad("a user name is 1 to 64 characters of a-z 0-9 . _ -"));
+    }
+    check_push_endpoint(&req.push_endpoint)?;
+    let mut reader = occ_protocol::codec::Reader::new(req.identity.as_slice());
+    let identity = IdentityKeys::read(&mut reader).map_err(|e| bad(format!("identity: {e}")))?;
+    reader.finish().map_err(|e| bad(format!("identity: {e}")))?;
+    let vk = verifying_key(&identity.signing_key)?;
+    verify(
+        &vk,
+        contexts::IDENTITY_DH,
+        &identity.dh_key,
+        &B64(identity.dh_signature.to_vec()),
+        "identity key",
+    )?;
+    verify(
+        &vk,
+        b"",
+        &register_message(
+            &req.user,
+            req.identity.as_slice(),
+            req.push_endpoint.as_deref(),
+        ),
+        &req.signature,
+        "registration",
+    )?;
+    let (spk_id, spk, spk_signature) = check_signed_prekey(&vk, &req.signed_prekey)?;
+    let one_time = check_one_time(&req.one_time_prekeys)?;
+    let device_id = device_id_hex(&identity.signing_key);
+    let row = DeviceRow {
+        device_id: device_id.clone(),
+        user: req.user,
+        identity: req.identity.0,
+        spk_id,
+        spk,
+        spk_signature,
+        push_endpoint: req.push_endpoint,
+    };
+    lock(&s.db)?.register(&row, &one_time, now_ms())?;
+    Ok(Json(RegisterResponse {
+        device_id,
+        service_key: B64(s.service_key.verifying_key().to_bytes().to_vec()),
+    }))
+}
+
+async fn challenge(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<ChallengeRequest>,
+) -> Result<Json<ChallengeResponse>, RelayError> {
+    if parse_device_id(&req.device_id).is_none() {
+        return Err(bad("a device id is 64 hex characters"));
+    }
+    if lock(&s.db)?.device(&req.device_id)?.is_none() {
+        return Err(RelayError::NotFound(
+            "unknown device; register first".into(),
+        ));
+    }
+    let c = random::<32>()?;
+    let expires_ms = now_ms() + CHALLENGE_TTL_MS;
+    let mut challenges = lock(&s.challenges)?;
+    let now = now_ms();
+    challenges.retain(|_, (_, exp)| *exp > now);
+    challenges.insert(req.device_id, (c, expires_ms));
+    Ok(Json(ChallengeResponse {
+        challenge: B64(c.to_vec()),
+        expires_ms,
+    }))
+}
+
+async fn token(
+    State(s): State<Shared>,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<Json<TokenResponse>, RelayError> {
+    let key =
+        parse_device_id(&req.device_id).ok_or_else(|| bad("a device id is 64 hex characters"))?;
+    let vk = verifying_key(&key)?;
+    {
+        let challenges = lock(&s.challenges)?;
+        match challenges.get(&req.device_id) {
+            Some((c, exp)) if *exp > now_ms() && c[..] == req.challenge.0[..] => {}
+            _ => {
+                return Err(RelayError::Unauthorized(
+                    "unknown or expired challenge; request a new one".into(),
+                ));
+            }
+        }
+    }
+    verify(
+        &vk,
+        b"",
+        &auth_message(req.challenge.as_slice(), &req.device_id),
+        &req.signature,
+        "challenge",
+    )
+    .map_err(|_| RelayError::Unauthorized("the challenge signature does not verify".into()))?;
+    lock(&s.challenges)?.remove(&req.device_id);
+    let token = hex::encode(random::<32>()?);
+    let expires_ms = now_ms() + TOKEN_TTL_MS;
+    let mut tokens = lock(&s.tokens)?;
+    let now = now_ms();
+    tokens.retain(|_, (_, exp)| *exp > now);
+    tokens.insert(token.clone(), (req.device_id, expires_ms));
+    Ok(Json(TokenResponse { token, expires_ms }))
+}
+
+async fn user_devices(
+    State(s): State<Shared>,
+    _auth: AuthDevice,
+    user: Result<Path<String>, PathRejection>,
+) -> Result<Json<DevicesResponse>, RelayError> {
+    let Path(user) = user.map_err(path_rejection)?;
+    if !valid_user_name(&user) {
+        return Err(bad("a user name is 1 to 64 characters of a-z 0-9 . _ -"));
+    }
+    let devices = lock(&s.db)?.user_devices(&user)?;
+    if devices.is_empty() {
+        return Err(RelayError::NotFound(format!("no user {user}")));
+    }
+    Ok(Json(DevicesResponse {
+        devices: devices
+            .into_iter()
+            .map(|(device_id, identity)| DeviceInfo {
+                device_id,
+                identity: B64(identity),
+            })
+            .collect(),
+    }))
+}
+
+async fn device_lookup(
+    State(s): State<Shared>,
+    _auth: AuthDevice,
+    device: Result<Path<String>, PathRejection>,
+) -> Result<Json<DeviceLookup>, RelayError> {
+    let Path(device) = device.map_err(path_rejection)?;
+    if parse_device_id(&device).is_none() {
+        return Err(bad("a device id is 64 hex characters"));
+    }
+    let row = lock(&s.db)?
+        .device(&device)?
+        .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
+    Ok(Json(DeviceLookup {
+        device_id: row.device_id,
+        user: row.user,
+        identity: B64(row.identity),
+    }))
+}
+
+async fn bundle(
+    State(s): State<Shared>,
+    _auth: AuthDevice,
+    device: Result<Path<String>, PathRejection>,
+) -> Result<Json<BundleResponse>, RelayError> {
+    let Path(device) = device.map_err(path_rejection)?;
+    if parse_device_id(&device).is_none() {
+        return Err(bad("a device id is 64 hex characters"));
+    }
+    let mut db = lock(&s.db)?;
+    let row = db
+        .device(&device)?
+        .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
+    let mut reader = occ_protocol::codec::Reader::new(&row.identity);
+    let identity = IdentityKeys::read(&mut reader)
+        .map_err(|_| RelayError::Tls("stored identity is corrupt".into()))?;
+    let one_time = db.take_one_time_prekey(&device)?;
+    let to32 = |v: &[u8]| -> Result<[u8; 32], RelayError> {
+        v.try_into()
+            .map_err(|_| RelayError::Tls("stored key is corrupt".into()))
+    };
+    let bundle = PreKeyBundle {
+        identity,
+        signed_prekey_id: row.spk_id,
+        signed_prekey: to32(&row.spk)?,
+        signed_prekey_signature: row
+            .spk_signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| RelayError::Tls("stored signature is corrupt".into()))?,
+        one_time_prekey: match one_time {
+            Some((id, k)) => Some((id, to32(&k)?)),
+            None => None,
+        },
+    };
+    Ok(Json(BundleResponse {
+        bundle: B64(bundle.encode()),
+    }))
+}
+
+async fn upload_prekeys(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    JsonBody(req): JsonBody<PreKeyUpload>,
+) -> Result<Json<PreKeyCount>, RelayError> {
+    let key = parse_device_id(&device).ok_or_else(|| bad("bad device"))?;
+    let vk = verifying_key(&key)?;
+    let signed = req
+        .signed_prekey
+        .as_ref()
+        .map(|spk| check_signed_prekey(&vk, spk))
+        .transpose()?;
+    let one_time = check_one_time(&req.one_time_prekeys)?;
+    let n = lock(&s.db)?.add_prekeys(&device, signed, &one_time)?;
+    Ok(Json(PreKeyCount {
+        one_time_prekeys: n,
+    }))
+}
+
+async fn send(
+    State(s): State<Shared>,
+    AuthDevice(sender): AuthDevice,
+    JsonBody(req): JsonBody<SendRequest>,
+) -> Result<Response, RelayError> {
+    let key_ok = !req.idempotency_key.is_empty()
+        && req.idempotency_key.len() <= 128
+        && req.idempotency_key.bytes().all(|b| b.is_ascii_graphic());
+    if !key_ok {
+        return Err(bad(
+            "the idempotency key is 1 to 128 printable ASCII characters",
+        ));
+    }
+    if req.ttl_secs == 0 || req.ttl_secs > MAX_TTL_SECS {
+        return Err(bad(format!("ttl_secs must be 1 to {MAX_TTL_SECS}")));
+    }
+    if req.envelopes.is_empty() || req.envelopes.len() > MAX_BATCH {
+        return Err(bad(format!("a batch holds 1 to {MAX_BATCH} envelopes")));
+    }
+    if req.class.is_empty()
+        || req.class.len() > 32
+        || !req.class.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(bad("class is 1 to 32 letters or digits"));
+    }
+    if req
+        .thread
+        .as_ref()
+        .is_some_and(|t| t.is_empty() || t.len() > 64)
+    {
+        return Err(bad("thread is 1 to 64 bytes"));
+    }
+    if let Some(previous) = lock(&s.db)?.idempotent_response(&sender, &req.idempotency_key)? {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], previous).into_response());
+    }
+    let mut items = Vec::with_capacity(req.envelopes.len());
+    {
+        let db = lock(&s.db)?;
+        for e in &req.envelopes {
+            if parse_device_id(&e.device_id).is_none() {
+                return Err(bad("a device id is 64 hex characters"));
+            }
+            if e.envelope.0.len() > MAX_ENVELOPE_LEN {
+                return Err(RelayError::TooLarge(
+                    "an envelope exceeds the size limit".into(),
+                ));
+            }
+            Envelope::parse(e.envelope.as_slice())
+                .map_err(|err| bad(format!("malformed envelope: {err}")))?;
+            if db.device(&e.device_id)?.is_none() {
+                return Err(RelayError::NotFound(format!(
+                    "unknown recipient device {}",
+                    e.device_id
+                )));
+            }
+            items.push((
+                hex::encode(random::<16>()?),
+                e.device_id.clone(),
+                e.envelope.0.clone(),
+            ));
+        }
+    }
+    let now = now_ms();
+    let expires_ms = now + (req.ttl_secs as i64) * 1000;
+    let response = SendResponse {
+        message_ids: items.iter().map(|(id, _, _)| id.clone()).collect(),
+        server_time_ms: now,
+        expires_ms,
+    };
+    let body = serde_json::to_string(&response).map_err(|e| bad(e.to_string()))?;
+    lock(&s.db)?.enqueue(
+        &sender,
+        &req.idempotency_key,
+        &items,
+        now,
+        expires_ms,
+        &body,
+    )?;
+    notify_and_push(&s, &sender, &req, &items, now, expires_ms);
+    if s.hooks.stall_after_send.load(Ordering::SeqCst) {
+        // Test hook: the batch is committed but the client never hears back.
+        std::future::pending::<()>().await;
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn notify_and_push(
+    s: &Shared,
+    sender: &str,
+    req: &SendRequest,
+    items: &[(String, String, Vec<u8>)],
+    now: i64,
+    expires_ms: i64,
+) {
+    if let Ok(waiters) = s.waiters.lock() {
+        for (_, recipient, _) in items {
+            if let Some(n) = waiters.get(recipient) {
+                n.notify_waiters();
+            }
+        }
+    }
+    let Ok(db) = s.db.lock() else { return };
+    for (id, recipient, envelope) in items {
+        let Ok(Some(device)) = db.device(recipient) else {
+            continue;
+        };
+        let Some(endpoint) = device.push_endpoint else {
+            continue;
+        };
+        let notice = PushNotice {
+            message_id: id.clone(),
+            recipient_device: recipient.clone(),
+            sender_device: sender.to_string(),
+            thread: req.thread.clone(),
+            size: envelope.len() as u64,
+            expires_ms,
+            class: req.class.clone(),
+            sent_ms: now,
+        };
+        let signature = B64(s
+            .service_key
+            .sign(&push_notice_message(&notice))
+            .to_bytes()
+            .to_vec());
+        let client = s.push.clone();
+        tokio::spawn(async move {
+            let body = SignedPushNotice { notice, signature };
+            if let Err(e) = client.post(&endpoint).json(&body).send().await {
+                tracing::debug!("push to {endpoint} failed: {e}");
+            }
+        });
+    }
+}
+
+#[derive(Deserialize)]
+struct InboxQuery {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    wait_ms: u64,
+    limit: Option<usize>,
+}
+
+async fn inbox(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    q: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Json<InboxResponse>, RelayError> {
+    let Query(q) = q.map_err(query_rejection)?;
+    let limit = q.limit.unwrap_or(500);
+    if limit == 0 || limit > MAX_INBOX_LIMIT {
+        return Err(bad(format!("limit is 1 to {MAX_INBOX_LIMIT}")));
+    }
+    if q.wait_ms > MAX_WAIT_MS {
+        return Err(bad(format!("wait_ms is at most {MAX_WAIT_MS}")));
+    }
+    let notify = lock(&s.waiters)?.entry(device.clone()).or_default().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms);
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let rows = lock(&s.db)?.inbox(&device, q.after, limit, now_ms())?;
+        if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(InboxResponse {
+                messages: rows
+                    .into_iter()
+                    .map(|r| InboxItem {
+                        seq: r.seq,
+                        id: r.id,
+                        sender_device: r.sender,
+                        envelope: B64(r.envelope),
+                        sent_ms: r.sent_ms,
+                        expires_ms: r.expires_ms,
+                    })
+                    .collect(),
+                server_time_ms: now_ms(),
+            }));
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+async fn ack(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    JsonBody(req): JsonBody<AckRequest>,
+) -> Result<Json<AckResponse>, RelayError> {
+    if req.up_to_seq < 0 {
+        return Err(bad("up_to_seq must not be negative"));
+    }
+    let removed = lock(&s.db)?.ack(&device, req.up_to_seq)?;
+    Ok(Json(AckResponse { removed }))
+}
+
+async fn fetch_one(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<InboxItem>, RelayError> {
+    let Path(id) = id.map_err(path_rejection)?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("a message id is 32 hex characters"));
+    }
+    match lock(&s.db)?.lookup(&device, &id, now_ms())? {
+        Lookup::Live(r) => Ok(Json(InboxItem {
+            seq: r.seq,
+            id: r.id,
+            sender_device: r.sender,
+            envelope: B64(r.envelope),
+            sent_ms: r.sent_ms,
+            expires_ms: r.expires_ms,
+        })),
+        Lookup::Gone => Err(RelayError::Gone),
+        Lookup::NotFound => Err(RelayError::NotFound(
+            "no such message for this device".into(),
+        )),
+    }
+}

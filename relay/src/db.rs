@@ -1,0 +1,405 @@
+//! The relay's SQLite store: users, devices, prekeys, queued envelopes,
+//! idempotency records and tombstones of expired envelopes.
+//!
+//! Invariants:
+//! - Envelopes are opaque ciphertext; the relay stores nothing else of a
+//!   message.
+//! - An envelope is never handed out once `expires_ms` has passed, whether or
+//!   not the purge has run; the purge deletes by the `expires_ms` index and
+//!   leaves a tombstone so `GET /messages/{id}` can answer 410 Gone.
+//! - A send batch is one transaction together with its idempotency record, so
+//!   a retried request either finds the record (and gets the first answer) or
+//!   finds nothing queued.
+//! - `synchronous = FULL` in WAL mode: what was acknowledged survives a crash.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::RelayError;
+
+/// How long tombstones and idempotency records are kept.
+pub const RECORD_RETENTION_MS: i64 = 31 * 24 * 3600 * 1000;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users (
+    name       TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS devices (
+    device_id     TEXT PRIMARY KEY,
+    user          TEXT NOT NULL REFERENCES users(name),
+    identity      BLOB NOT NULL,
+    spk_id        INTEGER NOT NULL,
+    spk           BLOB NOT NULL,
+    spk_signature BLOB NOT NULL,
+    push_endpoint TEXT,
+    created_ms    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS devices_user ON devices (user);
+CREATE TABLE IF NOT EXISTS one_time_prekeys (
+    device_id TEXT NOT NULL REFERENCES devices(device_id),
+    id        INTEGER NOT NULL,
+    key       BLOB NOT NULL,
+    PRIMARY KEY (device_id, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    recipient  TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    envelope   BLOB NOT NULL,
+    sent_ms    INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS envelopes_recipient ON envelopes (recipient, seq);
+CREATE INDEX IF NOT EXISTS envelopes_expiry ON envelopes (expires_ms);
+CREATE TABLE IF NOT EXISTS idempotency (
+    sender     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    response   TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (sender, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_ms);
+CREATE TABLE IF NOT EXISTS tombstones (
+    id         TEXT PRIMARY KEY,
+    recipient  TEXT NOT NULL,
+    expired_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_expired ON tombstones (expired_ms);
+"#;
+
+/// A registered device.
+#[derive(Clone, Debug)]
+pub struct DeviceRow {
+    /// Hex device id.
+    pub device_id: String,
+    /// Owning user.
+    pub user: String,
+    /// Encoded identity keys.
+    pub identity: Vec<u8>,
+    /// Signed prekey id.
+    pub spk_id: u32,
+    /// Signed prekey.
+    pub spk: Vec<u8>,
+    /// Its signature.
+    pub spk_signature: Vec<u8>,
+    /// Push endpoint.
+    pub push_endpoint: Option<String>,
+}
+
+/// A queued envelope.
+#[derive(Clone, Debug)]
+pub struct QueuedRow {
+    /// Queue position.
+    pub seq: i64,
+    /// Relay message id.
+    pub id: String,
+    /// Sender device.
+    pub sender: String,
+    /// Ciphertext envelope.
+    pub envelope: Vec<u8>,
+    /// Queued at.
+    pub sent_ms: i64,
+    /// Expires at.
+    pub expires_ms: i64,
+}
+
+/// What a lookup of one message by id found.
+pub enum Lookup {
+    /// Still queued and live.
+    Live(QueuedRow),
+    /// Expired (queued past its time, or purged).
+    Gone,
+    /// Unknown (or acknowledged).
+    NotFound,
+}
+
+/// The relay database.
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Opens (creating if needed) `dir/relay.db`.
+    pub fn open(dir: &Path) -> Result<Self, RelayError> {
+        let conn = Connection::open(dir.join("relay.db"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// A device by id.
+    pub fn device(&self, device_id: &str) -> Result<Option<DeviceRow>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT device_id, user, identity, spk_id, spk, spk_signature, push_endpoint
+                 FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| {
+                    Ok(DeviceRow {
+                        device_id: r.get(0)?,
+                        user: r.get(1)?,
+                        identity: r.get(2)?,
+                        spk_id: r.get(3)?,
+                        spk: r.get(4)?,
+                        spk_signature: r.get(5)?,
+                        push_endpoint: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Devices of a user, in registration order.
+    pub fn user_devices(&self, user: &str) -> Result<Vec<(String, Vec<u8>)>, RelayError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT device_id, identity FROM devices WHERE user = ?1 ORDER BY created_ms, device_id")?;
+        let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Registers (or re-registers) a device with its prekeys, in one
+    /// transaction. Refuses a second device for an existing user.
+    pub fn register(
+        &mut self,
+        d: &DeviceRow,
+        one_time: &[(u32, Vec<u8>)],
+        now: i64,
+    ) -> Result<(), RelayError> {
+        let tx = self.conn.transaction()?;
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT user FROM devices WHERE device_id = ?1",
+                [&d.device_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match owner {
+            Some(u) if u != d.user => {
+                return Err(RelayError::Conflict(
+                    "this device is registered to another user".into(),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let others: i64 = tx.query_row(
+                    "SELECT count(*) FROM devices WHERE user = ?1",
+                    [&d.user],
+                    |r| r.get(0),
+                )?;
+                if others > 0 {
+                    return Err(RelayError::Conflict(format!(
+                        "user {} already has a device; this relay links one device per user",
+                        d.user
+                    )));
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO users (name, created_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            params![d.user, now],
+        )?;
+        tx.execute(
+            "INSERT INTO devices (device_id, user, identity, spk_id, spk, spk_signature, push_endpoint, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(device_id) DO UPDATE SET spk_id = excluded.spk_id, spk = excluded.spk,
+                 spk_signature = excluded.spk_signature, push_endpoint = excluded.push_endpoint",
+            params![d.device_id, d.user, d.identity, d.spk_id, d.spk, d.spk_signature, d.push_endpoint, now],
+        )?;
+        insert_prekeys(&tx, &d.device_id, one_time)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds one-time prekeys and optionally replaces the signed prekey.
+    pub fn add_prekeys(
+        &mut self,
+        device_id: &str,
+        signed: Option<(u32, Vec<u8>, Vec<u8>)>,
+        one_time: &[(u32, Vec<u8>)],
+    ) -> Result<u64, RelayError> {
+        let tx = self.conn.transaction()?;
+        if let Some((id, key, sig)) = signed {
+            tx.execute(
+                "UPDATE devices SET spk_id = ?2, spk = ?3, spk_signature = ?4 WHERE device_id = ?1",
+                params![device_id, id, key, sig],
+            )?;
+        }
+        insert_prekeys(&tx, device_id, one_time)?;
+        let n: i64 = tx.query_row(
+            "SELECT count(*) FROM one_time_prekeys WHERE device_id = ?1",
+            [device_id],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Takes (and deletes) one one-time prekey of a device, if any is left.
+    pub fn take_one_time_prekey(
+        &mut self,
+        device_id: &str,
+    ) -> Result<Option<(u32, Vec<u8>)>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "DELETE FROM one_time_prekeys WHERE device_id = ?1 AND id =
+                   (SELECT min(id) FROM one_time_prekeys WHERE device_id = ?1)
+                 RETURNING id, key",
+                [device_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The stored answer to an earlier request with this idempotency key.
+    pub fn idempotent_response(
+        &self,
+        sender: &str,
+        key: &str,
+    ) -> Result<Option<String>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT response FROM idempotency WHERE sender = ?1 AND key = ?2",
+                [sender, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Queues a batch and records its answer, atomically.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enqueue(
+        &mut self,
+        sender: &str,
+        key: &str,
+        items: &[(String, String, Vec<u8>)],
+        now: i64,
+        expires_ms: i64,
+        response: &str,
+    ) -> Result<(), RelayError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO envelopes (id, recipient, sender, envelope, sent_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (id, recipient, envelope) in items {
+                stmt.execute(params![id, recipient, sender, envelope, now, expires_ms])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO idempotency (sender, key, response, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![sender, key, response, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Live envelopes for `recipient` after `after`, oldest first.
+    pub fn inbox(
+        &self,
+        recipient: &str,
+        after: i64,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<QueuedRow>, RelayError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, id, sender, envelope, sent_ms, expires_ms FROM envelopes
+             WHERE recipient = ?1 AND seq > ?2 AND expires_ms > ?3 ORDER BY seq LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![recipient, after, now, limit as i64], row_to_queued)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes everything up to `up_to` for `recipient`.
+    pub fn ack(&mut self, recipient: &str, up_to: i64) -> Result<u64, RelayError> {
+        let n = self.conn.execute(
+            "DELETE FROM envelopes WHERE recipient = ?1 AND seq <= ?2",
+            params![recipient, up_to],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// One message by id, as its recipient sees it.
+    pub fn lookup(&self, recipient: &str, id: &str, now: i64) -> Result<Lookup, RelayError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT seq, id, sender, envelope, sent_ms, expires_ms FROM envelopes WHERE id = ?1 AND recipient = ?2",
+                [id, recipient],
+                row_to_queued,
+            )
+            .optional()?;
+        if let Some(row) = row {
+            return Ok(if row.expires_ms <= now {
+                Lookup::Gone
+            } else {
+                Lookup::Live(row)
+            });
+        }
+        let gone: bool = self
+            .conn
+            .prepare_cached("SELECT 1 FROM tombstones WHERE id = ?1 AND recipient = ?2")?
+            .exists([id, recipient])?;
+        Ok(if gone { Lookup::Gone } else { Lookup::NotFound })
+    }
+
+    /// Deletes expired envelopes (leaving tombstones) and old records.
+    /// Returns how many envelopes were purged.
+    pub fn purge(&mut self, now: i64) -> Result<u64, RelayError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO tombstones (id, recipient, expired_ms)
+             SELECT id, recipient, expires_ms FROM envelopes WHERE expires_ms <= ?1
+             ON CONFLICT(id) DO NOTHING",
+            [now],
+        )?;
+        let deleted = tx.execute("DELETE FROM envelopes WHERE expires_ms <= ?1", [now])?;
+        let horizon = now - RECORD_RETENTION_MS;
+        tx.execute("DELETE FROM tombstones WHERE expired_ms <= ?1", [horizon])?;
+        tx.execute("DELETE FROM idempotency WHERE created_ms <= ?1", [horizon])?;
+        tx.commit()?;
+        Ok(deleted as u64)
+    }
+
+    /// Number of queued envelopes (all recipients).
+    pub fn queued(&self) -> Result<u64, RelayError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM envelopes", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+fn insert_prekeys(
+    conn: &Connection,
+    device_id: &str,
+    keys: &[(u32, Vec<u8>)],
+) -> Result<(), RelayError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO one_time_prekeys (device_id, id, key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+    )?;
+    for (id, key) in keys {
+        stmt.execute(params![device_id, id, key])?;
+    }
+    Ok(())
+}
+
+fn row_to_queued(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedRow> {
+    Ok(QueuedRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        sender: r.get(2)?,
+        envelope: r.get(3)?,
+        sent_ms: r.get(4)?,
+        expires_ms: r.get(5)?,
+    })
+}

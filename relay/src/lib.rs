@@ -1,0 +1,308 @@
+//! occ-relay: the reference store-and-forward relay.
+//!
+//! An axum service over rustls (ring provider) with its data in SQLite
+//! (`--data DIR`). It implements the API in [`occ_protocol::api`]: device
+//! registration with keys and push endpoint, session start with a signed
+//! acknowledgement (its Ed25519 service key over the client's nonce, the
+//! session id and the server time), device authentication by a signed
+//! challenge giving a bearer token, prekey bundles (each one-time prekey handed
+//! out once), idempotent batched sends with a TTL, a long-polled inbox with a
+//! cursor, acknowledgement, fetching one message (410 Gone once expired), a
+//! scheduled purge of expired envelopes, and a signed push notice (metadata
+//! only) POSTed to each recipient's push endpoint.
+//!
+//! Invariants:
+//! - The relay sees only ciphertext envelopes and routing metadata.
+//! - Every route but session start, registration and the challenge needs a
+//!   valid bearer token; every error is JSON `{"error": ...}` with a 4xx/5xx
+//!   status, and a refused request changes nothing.
+//! - Request bodies are size-limited ([`MAX_BODY`]); envelopes are parsed and
+//!   refused if malformed; identity and prekey signatures are verified.
+//!
+//! Deviation from DESIGN.md: this relay links one device per user (a second
+//! device for an existing user is refused with 409); multi-device linking
+//! needs an approval flow that is out of scope for the reference relay.
+
+mod api;
+pub mod db;
+pub mod push_sink;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{Notify, oneshot};
+
+pub use api::router;
+pub use tls::{DevCa, Identity, spki_pin, spki_pin_of_cert};
+
+/// Largest request body accepted (a full batch of large envelopes).
+pub const MAX_BODY: usize = 4 << 20;
+/// Bearer token lifetime.
+pub const TOKEN_TTL_MS: i64 = 3600 * 1000;
+/// Challenge lifetime.
+pub const CHALLENGE_TTL_MS: i64 = 60 * 1000;
+
+/// Relay failures (startup and request handling).
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// File-system failure.
+    #[error("could not {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Database failure.
+    #[error("storage error: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// Certificate or key problem.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// Malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Unknown resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// Expired message.
+    #[error("the message has expired")]
+    Gone,
+    /// Conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Request body too large.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl RelayError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        RelayError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Where the server certificate comes from.
+pub enum TlsSource {
+    /// Generate (once) a private CA and a `localhost` certificate in the data
+    /// directory.
+    Dev,
+    /// PEM files: chain (leaf first) and private key.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A ready identity (tests: unusual chains).
+    Identity(Identity),
+}
+
+/// Test-only switches. Production code never sets them.
+#[derive(Default)]
+pub struct Hooks {
+    /// When set, `POST /messages` commits the batch and then never answers:
+    /// it simulates a client killed between its send and the relay's answer.
+    pub stall_after_send: AtomicBool,
+}
+
+/// How to run a relay.
+pub struct RelayConfig {
+    /// Data directory (database, service key, dev certificates).
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Server certificate.
+    pub tls: TlsSource,
+    /// How often expired envelopes are purged.
+    pub purge_interval: Duration,
+    /// Test switches.
+    pub hooks: Arc<Hooks>,
+}
+
+impl RelayConfig {
+    /// Dev defaults: loopback, dev certificate, purge every 5 s.
+    pub fn dev(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: TlsSource::Dev,
+            purge_interval: Duration::from_secs(5),
+            hooks: Arc::default(),
+        }
+    }
+}
+
+/// Shared state of a running relay.
+pub struct AppState {
+    pub(crate) db: Mutex<db::Db>,
+    pub(crate) service_key: SigningKey,
+    pub(crate) tokens: Mutex<HashMap<String, (String, i64)>>,
+    pub(crate) challenges: Mutex<HashMap<String, ([u8; 32], i64)>>,
+    pub(crate) waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    pub(crate) push: reqwest::Client,
+    pub(crate) hooks: Arc<Hooks>,
+}
+
+/// A running relay.
+pub struct RelayHandle {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// `sha256/<base64>` pin of the server certificate's key.
+    pub pin: String,
+    /// The dev CA certificate (PEM path), when `--dev`.
+    pub ca_path: Option<PathBuf>,
+    /// The relay's Ed25519 service key (public).
+    pub service_key: [u8; 32],
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// `https://localhost:<port>` (the name the dev certificate carries).
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// Stops accepting, finishes in-flight requests, and closes the database.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn load_or_create_service_key(dir: &Path) -> Result<SigningKey, RelayError> {
+    let path = dir.join("service.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| RelayError::Tls(format!("{} is not a 32-byte key", path.display())))?;
+        return Ok(SigningKey::from_bytes(&arr));
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|_| RelayError::Tls("no randomness".into()))?;
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| RelayError::io("create", &path, e))?;
+        f.write_all(&seed)
+            .map_err(|e| RelayError::io("write", &path, e))?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(&path, seed).map_err(|e| RelayError::io("write", &path, e))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Starts a relay; returns once it is listening.
+pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| RelayError::io("create", &config.data_dir, e))?;
+    let (identity, ca_path) = match config.tls {
+        TlsSource::Dev => {
+            let (id, ca) = tls::dev_identity(&config.data_dir)?;
+            (id, Some(ca))
+        }
+        TlsSource::Files { cert, key } => (tls::load_identity(&cert, &key)?, None),
+        TlsSource::Identity(id) => (id, None),
+    };
+    let pin = spki_pin_of_cert(&identity.chain[0])?;
+    let server_config = tls::server_config(identity)?;
+    let service_key = load_or_create_service_key(&config.data_dir)?;
+    let db = db::Db::open(&config.data_dir)?;
+    let state = Arc::new(AppState {
+        db: Mutex::new(db),
+        service_key,
+        tokens: Mutex::default(),
+        challenges: Mutex::default(),
+        waiters: Mutex::default(),
+        push: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .tls_backend_preconfigured(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| RelayError::Tls(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::from_iter(
+                    webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+                ))
+                .with_no_client_auth(),
+            )
+            .build()
+            .map_err(|e| RelayError::Tls(format!("push client: {e}")))?,
+        hooks: config.hooks,
+    });
+    let tcp = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| RelayError::io("listen on", Path::new(&config.listen.to_string()), e))?;
+    let listener = tls::TlsListener::new(tcp, server_config)
+        .map_err(|e| RelayError::io("listen", Path::new(""), e))?;
+    let addr = axum::serve::Listener::local_addr(&listener)
+        .map_err(|e| RelayError::io("listen", Path::new(""), e))?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let purge_state = state.clone();
+    let interval = config.purge_interval;
+    let task = tokio::spawn(async move {
+        let purger = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let n = purge_state.db.lock().map(|mut db| db.purge(now_ms()));
+                match n {
+                    Ok(Ok(n)) if n > 0 => tracing::info!("purged {n} expired envelope(s)"),
+                    Ok(Err(e)) => tracing::warn!("purge failed: {e}"),
+                    _ => {}
+                }
+            }
+        });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("relay stopped: {e}");
+        }
+        purger.abort();
+    });
+    let service_key = state.service_key.verifying_key().to_bytes();
+    Ok(RelayHandle {
+        addr,
+        pin,
+        ca_path,
+        service_key,
+        shutdown: Some(tx),
+        task,
+    })
+}

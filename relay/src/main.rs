@@ -1,0 +1,78 @@
+//! `occ-relay`: run the reference relay.
+//!
+//! ```text
+//! occ-relay --data DIR [--listen ADDR:PORT] (--dev | --cert FILE --key FILE) [--purge-interval SECS]
+//! ```
+//!
+//! With `--dev` it prints two lines a client needs:
+//! `pin: sha256/<base64>` and `ca: <path of the CA certificate PEM>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use occ_relay::{RelayConfig, TlsSource};
+
+#[derive(Parser)]
+#[command(name = "occ-relay", about = "occ reference store-and-forward relay")]
+struct Args {
+    /// Data directory (database, service key, dev certificates).
+    #[arg(long)]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Make (once) a private CA and a localhost certificate; print the pin.
+    #[arg(long, conflicts_with_all = ["cert", "key"])]
+    dev: bool,
+    /// Server certificate chain (PEM, leaf first).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Seconds between purges of expired envelopes.
+    #[arg(long, default_value_t = 5)]
+    purge_interval: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let tls = match (args.dev, args.cert, args.key) {
+        (true, _, _) => TlsSource::Dev,
+        (false, Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        _ => {
+            eprintln!("occ-relay: give --dev or both --cert and --key");
+            std::process::exit(2);
+        }
+    };
+    let config = RelayConfig {
+        data_dir: args.data,
+        listen: args.listen,
+        tls,
+        purge_interval: Duration::from_secs(args.purge_interval.max(1)),
+        hooks: Default::default(),
+    };
+    let relay = match occ_relay::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("occ-relay: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("listening: {}", relay.addr);
+    println!("pin: {}", relay.pin);
+    if let Some(ca) = &relay.ca_path {
+        println!("ca: {}", ca.display());
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    relay.shutdown().await;
+}
