@@ -171,6 +171,10 @@ pub(crate) struct Inner {
     directory: HashMap<String, (Vec<Device>, i64)>,
 }
 
+type ApiFuture<'a, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<T, TransportError>> + Send + 'a>,
+>;
+
 /// How long a directory lookup is reused.
 const DIRECTORY_TTL_MS: i64 = 60_000;
 
@@ -220,6 +224,7 @@ impl Inner {
             self.api = Some(ApiClient::new(&enrolment.endpoint()?)?);
         }
         let api = self.api.take().ok_or(Error::NotEnrolled)?;
+        api.clear_token();
         let result = async {
             let info = api.start_session(Some(&expected)).await?;
             api.authenticate(&enrolment.device_id, self.sign()).await?;
@@ -248,6 +253,22 @@ impl Inner {
 
     fn api(&self) -> Result<&ApiClient> {
         self.api.as_ref().ok_or(Error::NotEnrolled)
+    }
+
+    /// Calls the relay; if the token was refused (expired, or the relay
+    /// restarted), re-authenticates — re-verifying the relay — and retries once.
+    async fn call<T, F>(&mut self, f: F) -> Result<T>
+    where
+        F: for<'a> Fn(&'a ApiClient) -> ApiFuture<'a, T>,
+    {
+        self.ensure_connected().await?;
+        match f(self.api()?).await {
+            Err(TransportError::Unauthorized(_)) => {
+                self.connect().await?;
+                Ok(f(self.api()?).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Accepts a message for sending: stored and queued in one transaction.
@@ -370,7 +391,12 @@ impl Inner {
         {
             return Ok(devices.clone());
         }
-        let listed = self.api()?.devices(user).await?;
+        let listed = self
+            .call(|api| {
+                let user = user.to_string();
+                Box::pin(async move { api.devices(&user).await })
+            })
+            .await?;
         let mut devices = Vec::new();
         for d in listed.devices {
             let identity = identity_from(d.identity.as_slice())?;
@@ -417,7 +443,12 @@ impl Inner {
             cache.insert(device.id, s);
             return Ok(());
         }
-        let bytes = self.api()?.bundle(&device.id.to_hex()).await?;
+        let bytes = self
+            .call(|api| {
+                let id = device.id.to_hex();
+                Box::pin(async move { api.bundle(&id).await })
+            })
+            .await?;
         let bundle = PreKeyBundle::parse(&bytes).map_err(CryptoError::from)?;
         if bundle.identity != *device.identity.keys() {
             return Err(Error::Relay(
@@ -573,15 +604,11 @@ impl Inner {
                 };
                 let request: SendRequest = serde_json::from_str(&sealed)
                     .map_err(|e| Error::Storage(format!("sealed outbox row: {e}")))?;
-                let result = self.api()?.send(&request).await;
-                let result = match result {
-                    Err(TransportError::Unauthorized(_)) => {
-                        self.connect().await?;
-                        self.api()?.send(&request).await
-                    }
-                    other => other,
-                };
-                result.map_err(Error::from)
+                self.call(|api| {
+                    let request = request.clone();
+                    Box::pin(async move { api.send(&request).await })
+                })
+                .await
             }
             .await;
             match attempt {
@@ -622,13 +649,9 @@ impl Inner {
         let mut wait = wait_ms;
         loop {
             let cursor = cursor(&self.store)?;
-            let page = match self.api()?.inbox(cursor, wait, INBOX_PAGE).await {
-                Err(TransportError::Unauthorized(_)) => {
-                    self.connect().await?;
-                    self.api()?.inbox(cursor, wait, INBOX_PAGE).await?
-                }
-                other => other?,
-            };
+            let page = self
+                .call(|api| Box::pin(api.inbox(cursor, wait, INBOX_PAGE)))
+                .await?;
             wait = 0;
             let Some(last) = page.messages.last().map(|m| m.seq) else {
                 return Ok(report);
@@ -649,13 +672,12 @@ impl Inner {
     /// later inbox delivery is recognised as already processed.
     pub(crate) async fn fetch(&mut self, relay_id: &str) -> Result<ReceiveReport> {
         self.ensure_connected().await?;
-        let item = match self.api()?.fetch(relay_id).await {
-            Err(TransportError::Unauthorized(_)) => {
-                self.connect().await?;
-                self.api()?.fetch(relay_id).await?
-            }
-            other => other?,
-        };
+        let item = self
+            .call(|api| {
+                let id = relay_id.to_string();
+                Box::pin(async move { api.fetch(&id).await })
+            })
+            .await?;
         let items = [item];
         let senders = self.verify_senders(&items).await?;
         let mut report = ReceiveReport::default();
@@ -685,13 +707,19 @@ impl Inner {
                     user,
                     identity: None,
                 }),
-                None => match self.api()?.device(&id.to_hex()).await {
+                None => match self
+                    .call(|api| {
+                        let hex = id.to_hex();
+                        Box::pin(async move { api.device(&hex).await })
+                    })
+                    .await
+                {
                     Ok(d) if d.device_id == id.to_hex() => Some(Sender {
                         user: d.user,
                         identity: Some(d.identity.0),
                     }),
-                    Ok(_) | Err(TransportError::NotFound(_)) => None,
-                    Err(e) => return Err(e.into()),
+                    Ok(_) | Err(Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
                 },
             };
             out.insert(id, sender);

@@ -39,6 +39,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{Notify, oneshot};
 
 pub use api::router;
+pub use tls::TlsListener;
 pub use tls::{DevCa, Identity, spki_pin, spki_pin_of_cert};
 
 /// Largest request body accepted (a full batch of large envelopes).

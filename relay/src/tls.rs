@@ -169,7 +169,25 @@ impl DevCa {
         })
     }
 
-    /// The CA as an issuer for chains built elsewhere (tests).
+    /// Issues an intermediate CA under this one; certificates it issues come
+    /// with the chain `[leaf, intermediate]`.
+    pub fn intermediate(&self, name: &str) -> Result<DevCa, RelayError> {
+        let key = KeyPair::generate().map_err(rcgen_err)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(rcgen_err)?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).map_err(rcgen_err)?;
+        Ok(DevCa {
+            cert_pem: cert.pem(),
+            cert: cert.der().clone(),
+            key,
+            params,
+        })
+    }
+
+    /// The CA's private key (PEM).
     pub fn key_pem(&self) -> String {
         self.key.serialize_pem()
     }
@@ -240,6 +258,14 @@ pub fn server_config(id: Identity) -> Result<Arc<ServerConfig>, RelayError> {
 pub struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // Closes the TCP listener, so the port can be bound again at once.
+        self.acceptor.abort();
+    }
 }
 
 impl TlsListener {
@@ -248,7 +274,7 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(128);
         let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
+        let acceptor_task = tokio::spawn(async move {
             loop {
                 let (stream, addr) = match tcp.accept().await {
                     Ok(x) => x,
@@ -276,7 +302,11 @@ impl TlsListener {
                 });
             }
         });
-        Ok(Self { rx, local })
+        Ok(Self {
+            rx,
+            local,
+            acceptor: acceptor_task,
+        })
     }
 }
 

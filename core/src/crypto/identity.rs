@@ -156,8 +156,10 @@ impl IdentityKeyPair {
         &self.public
     }
 
-    /// Signs `context ‖ message`.
-    pub(crate) fn sign(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
+    /// Signs `context ‖ message` with the device's Ed25519 key (relay
+    /// registration and challenges use an empty context over their own
+    /// domain-separated messages).
+    pub fn sign(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
         let mut msg = Vec::with_capacity(context.len() + message.len());
         msg.extend_from_slice(context);
         msg.extend_from_slice(message);

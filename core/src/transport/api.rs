@@ -291,6 +291,13 @@ impl ApiClient {
         Ok(())
     }
 
+    /// Forgets the token (before re-authenticating).
+    pub fn clear_token(&self) {
+        if let Ok(mut t) = self.token.lock() {
+            *t = None;
+        }
+    }
+
     /// Whether a token is held.
     pub fn has_token(&self) -> bool {
         self.token.lock().is_ok_and(|t| t.is_some())

@@ -1,0 +1,225 @@
+//! The `occ` binary as a user scripts it, against a real relay.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn occ(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_occ"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn one_line_failure(out: &Output) -> String {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "stderr is not one line: {err:?}"
+    );
+    assert!(err.starts_with("occ: "));
+    err
+}
+
+struct Relay {
+    _rt: tokio::runtime::Runtime,
+    url: String,
+    pin: String,
+    ca: String,
+    _handle: occ_relay::RelayHandle,
+}
+
+fn relay(dir: &Path) -> Relay {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let handle = rt
+        .block_on(occ_relay::start(occ_relay::RelayConfig::dev(dir)))
+        .unwrap();
+    Relay {
+        url: handle.url(),
+        pin: handle.pin.clone(),
+        ca: handle.ca_path.clone().unwrap().display().to_string(),
+        _handle: handle,
+        _rt: rt,
+    }
+}
+
+fn init(r: &Relay, dir: &Path, user: &str) {
+    let p = dir.display().to_string();
+    let out = occ(&[
+        "--profile",
+        &p,
+        "init",
+        "--server",
+        &r.url,
+        "--pin",
+        &r.pin,
+        "--ca",
+        &r.ca,
+        "--user",
+        user,
+    ]);
+    let text = ok(&out);
+    assert!(text.contains(&format!("enrolled {user}")), "{text}");
+}
+
+#[test]
+fn init_send_sync_and_json_output_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let a = tmp.path().join("alice");
+    let b = tmp.path().join("bob");
+    init(&r, &a, "alice");
+    init(&r, &b, "bob");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(a.join("profile.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let sent = ok(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "600",
+        "hello bob",
+    ]));
+    assert!(sent.starts_with("sent "));
+    assert!(ok(&occ(&["--profile", &b, "sync"])).contains("received 1"));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &b, "messages", "--json"]))).unwrap();
+    let m = &json.as_array().unwrap()[0];
+    assert_eq!(m["text"], "hello bob");
+    assert_eq!(m["sender"], "alice");
+    assert_eq!(m["outgoing"], false);
+    for field in ["id", "thread_id", "sent_ms", "received_ms", "expires_ms"] {
+        assert!(!m[field].is_null(), "missing {field}");
+    }
+    assert!(m["expires_ms"].as_i64().unwrap() > m["received_ms"].as_i64().unwrap());
+
+    // A thread with two members, from the command line.
+    ok(&occ(&[
+        "--profile",
+        &b,
+        "send",
+        "--to",
+        "alice",
+        "--thread",
+        "ops-7",
+        "--ttl",
+        "600",
+        "thread hello",
+    ]));
+    ok(&occ(&["--profile", &a, "sync"]));
+    let json: serde_json::Value = serde_json::from_str(&ok(&occ(&[
+        "--profile",
+        &a,
+        "messages",
+        "--thread",
+        "ops-7",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json[0]["text"], "thread hello");
+    let threads: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &a, "threads", "--json"]))).unwrap();
+    assert!(
+        threads
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "ops-7" && t["kind"] == "group")
+    );
+
+    assert!(
+        ok(&occ(&[
+            "--profile",
+            &a,
+            "settings",
+            "--keep-period",
+            "3600"
+        ]))
+        .contains("3600")
+    );
+    let purge: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &a, "purge", "--json"]))).unwrap();
+    assert!(purge["expired_ids"].is_array() && purge["attachments"].is_number());
+
+    // Bad input: typed, one line, non-zero.
+    one_line_failure(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "0",
+        "x",
+    ]));
+    one_line_failure(&occ(&["--profile", &a, "settings", "--keep-period", "0"]));
+    one_line_failure(&occ(&[
+        "--profile",
+        &tmp.path().join("nobody").display().to_string(),
+        "messages",
+    ]));
+    one_line_failure(&occ(&["--profile", &a, "fetch", "not-an-id"]));
+}
+
+#[test]
+fn a_pin_failure_exits_non_zero_with_one_line_that_says_pin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let dir = tmp.path().join("alice");
+    let p = dir.display().to_string();
+    let wrong = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let err = one_line_failure(&occ(&[
+        "--profile",
+        &p,
+        "init",
+        "--server",
+        &r.url,
+        "--pin",
+        wrong,
+        "--ca",
+        &r.ca,
+        "--user",
+        "alice",
+    ]));
+    assert!(err.contains("pin"), "{err}");
+    assert!(!dir.exists(), "a failed init leaves nothing behind");
+}
+
+#[test]
+fn the_demo_runs_and_exits_zero() {
+    let text = ok(&occ(&["demo"]));
+    for phrase in [
+        "pinned TLS ok",
+        "carol comes online: 1 new",
+        "410 Gone",
+        "keep period",
+        "pin mismatch",
+    ] {
+        assert!(
+            text.contains(phrase),
+            "the demo did not show {phrase:?}:\n{text}"
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! Messaging end to end against a real relay over loopback TLS: 1:1 and
+//! thread delivery, offline recipients, relay restarts, TTL expiry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, count, texts};
+use occ_core::sync::direct_thread_id;
+use occ_core::{Error, Recipient};
+use occ_relay::push_sink::PushSink;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_and_three_clients_exchange_direct_and_thread_messages() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+
+    // 1:1 both ways, several ratchet steps.
+    for i in 0..3 {
+        alice
+            .send(
+                Recipient::User("bob".into()),
+                format!("a{i}").as_bytes(),
+                600,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(alice.sync().await.unwrap().sent, 1);
+        let r = bob.sync().await.unwrap();
+        assert_eq!(r.received.len(), 1);
+        assert_eq!(r.received[0].2, "alice");
+        bob.send(
+            Recipient::User("alice".into()),
+            format!("b{i}").as_bytes(),
+            600,
+            None,
+        )
+        .await
+        .unwrap();
+        bob.sync().await.unwrap();
+        assert_eq!(alice.sync().await.unwrap().received.len(), 1);
+    }
+    let dm = direct_thread_id("alice", "bob");
+    assert_eq!(
+        texts(&alice.messages(&dm, 50).await.unwrap()),
+        ["b2", "a2", "b1", "a1", "b0", "a0"]
+    );
+    assert_eq!(
+        texts(&bob.messages(&dm, 50).await.unwrap()),
+        texts(&alice.messages(&dm, 50).await.unwrap())
+    );
+
+    // A thread of three; everyone writes.
+    let thread = |members: &[&str]| Recipient::Thread {
+        id: "ops".into(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    };
+    alice
+        .send(thread(&["bob", "carol"]), b"from alice", 600, None)
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    bob.send(thread(&[]), b"from bob", 600, None).await.unwrap();
+    bob.sync().await.unwrap();
+    carol
+        .send(thread(&[]), b"from carol", 600, None)
+        .await
+        .unwrap();
+    carol.sync().await.unwrap();
+    for c in [&alice, &bob, &carol] {
+        c.sync().await.unwrap();
+        let mut got = texts(&c.messages("ops", 50).await.unwrap());
+        got.sort();
+        assert_eq!(got, ["from alice", "from bob", "from carol"]);
+    }
+    let senders: Vec<String> = carol
+        .messages("ops", 50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.sender.clone())
+        .collect();
+    assert!(senders.contains(&"alice".to_string()) && senders.contains(&"bob".to_string()));
+    // The relay only ever held ciphertext.
+    let db = env.relay_db();
+    let mut stmt = db.prepare("SELECT envelope FROM envelopes").unwrap();
+    for env_bytes in stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap() {
+        let b = env_bytes.unwrap();
+        assert!(!b.windows(4).any(|w| w == b"from"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_recipient_gets_everything_and_a_relay_restart_loses_nothing() {
+    let mut env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    // Carol goes offline (closes her profile).
+    drop(carol);
+    for i in 0..5 {
+        alice
+            .send(
+                Recipient::User("carol".into()),
+                format!("direct {i}").as_bytes(),
+                600,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        alice
+            .send(
+                Recipient::Thread {
+                    id: "night-shift".into(),
+                    members: vec!["bob".into(), "carol".into()],
+                },
+                format!("thread {i}").as_bytes(),
+                600,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(alice.sync().await.unwrap().sent, 8);
+    assert_eq!(bob.sync().await.unwrap().received.len(), 3);
+
+    // The relay restarts while carol's copies are queued.
+    let queued = count(&env.relay_db(), "SELECT count(*) FROM envelopes");
+    env.restart_relay().await;
+    assert_eq!(
+        count(&env.relay_db(), "SELECT count(*) FROM envelopes"),
+        queued
+    );
+
+    let carol = env.reopen("carol");
+    let r = carol.sync().await.unwrap();
+    assert_eq!(r.received.len(), 8);
+    let dm = direct_thread_id("alice", "carol");
+    assert_eq!(
+        texts(&carol.messages(&dm, 50).await.unwrap()),
+        ["direct 4", "direct 3", "direct 2", "direct 1", "direct 0"]
+    );
+    assert_eq!(
+        texts(&carol.messages("night-shift", 50).await.unwrap()),
+        ["thread 2", "thread 1", "thread 0"]
+    );
+    // Acknowledged: nothing is left for carol, and a second sync gets nothing.
+    assert_eq!(carol.sync().await.unwrap().received.len(), 0);
+    let carol_id = carol.device_id().await;
+    let left: i64 = env
+        .relay_db()
+        .query_row(
+            "SELECT count(*) FROM envelopes WHERE recipient = ?1",
+            [&carol_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    // The others keep working across the restart (they re-authenticate).
+    alice
+        .send(Recipient::User("bob".into()), b"after restart", 600, None)
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(bob.sync().await.unwrap().received.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it() {
+    let env = Env::start().await;
+    let push = PushSink::start().await.unwrap();
+    let alice = env.client("alice").await;
+    let mut opts = env.options("bob");
+    opts.push_endpoint = Some(push.url.clone());
+    let bob = env.client_with("bob", opts).await;
+
+    let marker = "SHORT-LIVED-4471";
+    let id = alice
+        .send(Recipient::User("bob".into()), marker.as_bytes(), 1, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    let notices = push.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(notices.len(), 1);
+    let relay_id = notices[0].notice.message_id.clone();
+    // The push notice carries no content.
+    for body in push.raw_bodies() {
+        assert!(!String::from_utf8_lossy(&body).contains(marker));
+    }
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // 410 Gone, before and after the purge.
+    assert!(matches!(bob.fetch(&relay_id).await, Err(Error::Expired)));
+    let db = env.relay_db();
+    let mut gone = false;
+    for _ in 0..50 {
+        let n: i64 = db
+            .query_row(
+                "SELECT count(*) FROM envelopes WHERE id = ?1",
+                [&relay_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if n == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the relay purged the envelope from its database");
+    assert!(matches!(bob.fetch(&relay_id).await, Err(Error::Expired)));
+    // No client returns it: bob never gets it, alice's copy is filtered.
+    assert_eq!(bob.sync().await.unwrap().received.len(), 0);
+    let dm = direct_thread_id("alice", "bob");
+    assert!(bob.messages(&dm, 10).await.unwrap().is_empty());
+    assert!(alice.messages(&dm, 10).await.unwrap().is_empty());
+    assert!(matches!(alice.message(&id).await, Err(Error::Expired)));
+    assert_eq!(alice.purge().await.unwrap().expired_ids, [id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_notices_are_signed_by_the_service_key() {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let env = Env::start().await;
+    let push = PushSink::start().await.unwrap();
+    let alice = env.client("alice").await;
+    let mut opts = env.options("bob");
+    opts.push_endpoint = Some(push.url.clone());
+    let bob = env.client_with("bob", opts).await;
+    alice
+        .send(Recipient::User("bob".into()), b"hello", 60, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    let n = push.wait_for(1, Duration::from_secs(5)).await.remove(0);
+    let key = VerifyingKey::from_bytes(&env.relay.as_ref().unwrap().service_key).unwrap();
+    let sig = Signature::from_bytes(&n.signature.array().unwrap());
+    key.verify_strict(&occ_protocol::api::push_notice_message(&n.notice), &sig)
+        .unwrap();
+    let mut forged = n.notice.clone();
+    forged.size += 1;
+    assert!(
+        key.verify_strict(&occ_protocol::api::push_notice_message(&forged), &sig)
+            .is_err()
+    );
+    assert_eq!(n.notice.recipient_device, bob.device_id().await);
+    assert_eq!(n.notice.sender_device, alice.device_id().await);
+    // The downloaded message is the one announced.
+    let r = bob.fetch(&n.notice.message_id).await.unwrap();
+    assert_eq!(r.messages.len(), 1);
+    // And the later inbox delivery of it is recognised, not duplicated.
+    assert_eq!(bob.sync().await.unwrap().received.len(), 0);
+    assert_eq!(
+        bob.messages(&direct_thread_id("alice", "bob"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sends_are_typed_errors() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    for (to, ttl) in [
+        (Recipient::User("Bad Name".into()), 60),
+        (Recipient::User("alice".into()), 60),
+        (Recipient::User("bob".into()), 0),
+        (
+            Recipient::Thread {
+                id: "x y".into(),
+                members: vec!["bob".into()],
+            },
+            60,
+        ),
+        (
+            Recipient::Thread {
+                id: "lonely".into(),
+                members: vec![],
+            },
+            60,
+        ),
+    ] {
+        assert!(matches!(
+            alice.send(to, b"x", ttl, None).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    assert_eq!(alice.outbox_len().await.unwrap(), 0);
+    // A user the relay does not know: the message is dropped with a failure
+    // event, not retried forever.
+    let id = alice
+        .send(Recipient::User("nobody".into()), b"x", 60, None)
+        .await
+        .unwrap();
+    let r = alice.flush().await.unwrap();
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].0, id);
+    assert_eq!(alice.outbox_len().await.unwrap(), 0);
+}
