@@ -302,9 +302,20 @@ impl Client {
             .enqueue(&to, text, ttl_secs, read_timer_secs)
     }
 
-    /// Delivers the outbox.
+    /// Delivers the outbox now, retrying at once whatever is backing off
+    /// (for an explicit user action).
     pub async fn flush(&self) -> Result<FlushReport> {
-        let r = self.inner.lock().await.flush().await;
+        self.flush_inner(true).await
+    }
+
+    /// Delivers what is due: a message backing off after a network failure
+    /// (exponential, at most 5 minutes) waits, and so do those after it.
+    pub async fn flush_due(&self) -> Result<FlushReport> {
+        self.flush_inner(false).await
+    }
+
+    async fn flush_inner(&self, now_regardless: bool) -> Result<FlushReport> {
+        let r = self.inner.lock().await.flush(now_regardless).await;
         if let Ok(report) = &r {
             for (message_id, reason) in &report.failed {
                 self.emit(ClientEvent::DeliveryFailed {
@@ -335,9 +346,9 @@ impl Client {
         }
     }
 
-    /// Delivers the outbox, then drains the inbox.
+    /// Delivers what is due in the outbox, then drains the inbox.
     pub async fn sync(&self) -> Result<SyncReport> {
-        let flushed = self.flush().await?;
+        let flushed = self.flush_due().await?;
         let received = self.receive(0).await?;
         Ok(SyncReport {
             sent: flushed.sent,
@@ -388,11 +399,7 @@ impl Client {
             .ok()
             .and_then(|s| s.checked_mul(1000))
             .ok_or_else(|| Error::InvalidInput("keep period too large".into()))?;
-        let mut inner = self.inner.lock().await;
-        let before = inner.store.stored_message_count()?;
-        inner.store.set_keep_period_ms(ms)?;
-        let _ = before;
-        Ok(())
+        Ok(self.inner.lock().await.store.set_keep_period_ms(ms)?)
     }
 
     /// The keep period in force, seconds.

@@ -579,16 +579,26 @@ impl Inner {
         Ok(sealed)
     }
 
-    /// Sends everything in the outbox, oldest first.
-    pub(crate) async fn flush(&mut self) -> Result<FlushReport> {
+    /// Sends the outbox, oldest first. Unless `now_regardless` (a user asked),
+    /// it stops at the first message still backing off, keeping the order.
+    pub(crate) async fn flush(&mut self, now_regardless: bool) -> Result<FlushReport> {
         let mut report = FlushReport::default();
         let rows = outbox::rows(&self.store.conn)?;
-        if rows.is_empty() {
+        let now = self.store.now_ms();
+        let first_due = rows
+            .first()
+            .is_some_and(|r| now_regardless || r.next_attempt_ms <= now || r.expires_ms <= now);
+        if !first_due {
+            report.pending = rows.len();
             return Ok(report);
         }
         self.ensure_connected().await?;
         for (i, row) in rows.iter().enumerate() {
             let now = self.store.now_ms();
+            if !now_regardless && row.next_attempt_ms > now && row.expires_ms > now {
+                report.pending = rows.len() - i;
+                return Ok(report);
+            }
             if row.expires_ms <= now {
                 outbox::remove_in(&self.store.conn, row.seq)?;
                 report.failed.push((

@@ -129,12 +129,12 @@ impl FromRequestParts<Shared> for AuthDevice {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, RelayError> {
     m.lock()
-        .map_err(|_| RelayError::Tls("state lock poisoned".into()))
+        .map_err(|_| RelayError::Internal("state lock poisoned".into()))
 }
 
 fn random<const N: usize>() -> Result<[u8; N], RelayError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|_| RelayError::Tls("no randomness".into()))?;
+    getrandom::fill(&mut b).map_err(|_| RelayError::Internal("no randomness".into()))?;
     Ok(b)
 }
 
@@ -435,11 +435,11 @@ async fn bundle(
         .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
     let mut reader = occ_protocol::codec::Reader::new(&row.identity);
     let identity = IdentityKeys::read(&mut reader)
-        .map_err(|_| RelayError::Tls("stored identity is corrupt".into()))?;
+        .map_err(|_| RelayError::Internal("stored identity is corrupt".into()))?;
     let one_time = db.take_one_time_prekey(&device)?;
     let to32 = |v: &[u8]| -> Result<[u8; 32], RelayError> {
         v.try_into()
-            .map_err(|_| RelayError::Tls("stored key is corrupt".into()))
+            .map_err(|_| RelayError::Internal("stored key is corrupt".into()))
     };
     let bundle = PreKeyBundle {
         identity,
@@ -449,7 +449,7 @@ async fn bundle(
             .spk_signature
             .as_slice()
             .try_into()
-            .map_err(|_| RelayError::Tls("stored signature is corrupt".into()))?,
+            .map_err(|_| RelayError::Internal("stored signature is corrupt".into()))?,
         one_time_prekey: match one_time {
             Some((id, k)) => Some((id, to32(&k)?)),
             None => None,

@@ -86,6 +86,9 @@ pub enum RelayError {
     /// Request body too large.
     #[error("{0}")]
     TooLarge(String),
+    /// A should-not-happen condition (poisoned lock, corrupt stored row).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RelayError {
@@ -207,7 +210,7 @@ fn load_or_create_service_key(dir: &Path) -> Result<SigningKey, RelayError> {
         return Ok(SigningKey::from_bytes(&arr));
     }
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|_| RelayError::Tls("no randomness".into()))?;
+    getrandom::fill(&mut seed).map_err(|_| RelayError::Internal("no randomness".into()))?;
     #[cfg(unix)]
     {
         use std::io::Write;

@@ -4,8 +4,9 @@
 //! occ-relay --data DIR [--listen ADDR:PORT] (--dev | --cert FILE --key FILE) [--purge-interval SECS]
 //! ```
 //!
-//! With `--dev` it prints two lines a client needs:
-//! `pin: sha256/<base64>` and `ca: <path of the CA certificate PEM>`.
+//! On stdout it prints the lines a client needs: `pin: sha256/<base64>` and,
+//! with `--dev`, `ca: <path of the CA certificate PEM>`. The bound address
+//! goes to stderr (`occ-relay listening on ADDR`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("listening: {}", relay.addr);
+    eprintln!("occ-relay listening on {}", relay.addr);
     println!("pin: {}", relay.pin);
     if let Some(ca) = &relay.ca_path {
         println!("ca: {}", ca.display());

@@ -306,3 +306,44 @@ async fn bad_sends_are_typed_errors() {
     assert_eq!(r.failed[0].0, id);
     assert_eq!(alice.outbox_len().await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_the_relay_is_down_go_out_in_order_once_it_returns() {
+    let mut env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    alice
+        .send(Recipient::User("bob".into()), b"before", 600, None)
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    let addr = env.stop_relay().await;
+    for i in 0..3 {
+        alice
+            .send(
+                Recipient::User("bob".into()),
+                format!("offline {i}").as_bytes(),
+                600,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    assert!(matches!(alice.flush().await, Err(Error::Network(_))));
+    // Backing off: a background flush waits, and keeps the order.
+    let r = alice.flush_due().await.unwrap();
+    assert_eq!((r.sent, r.pending), (0, 3));
+    assert_eq!(alice.outbox_len().await.unwrap(), 3);
+    env.start_relay_at(addr).await;
+    let r = alice.flush().await.unwrap();
+    assert_eq!(r.sent, 3);
+    bob.sync().await.unwrap();
+    assert_eq!(
+        texts(
+            &bob.messages(&direct_thread_id("alice", "bob"), 10)
+                .await
+                .unwrap()
+        ),
+        ["offline 2", "offline 1", "offline 0", "before"]
+    );
+}

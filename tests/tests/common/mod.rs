@@ -45,9 +45,20 @@ impl Env {
 
     /// Stops the relay and starts it again on the same port and data.
     pub async fn restart_relay(&mut self) {
+        let addr = self.stop_relay().await;
+        self.start_relay_at(addr).await;
+    }
+
+    /// Stops the relay; returns the address it had.
+    pub async fn stop_relay(&mut self) -> std::net::SocketAddr {
         let old = self.relay.take().unwrap();
         let addr = old.addr;
         old.shutdown().await;
+        addr
+    }
+
+    /// Starts the relay again on `addr` with the same data.
+    pub async fn start_relay_at(&mut self, addr: std::net::SocketAddr) {
         let mut config = RelayConfig::dev(&self.relay_dir);
         config.listen = addr;
         config.purge_interval = Duration::from_millis(200);
