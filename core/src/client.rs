@@ -15,15 +15,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use occ_protocol::api::{OneTimePreKeyJson, RegisterRequest, SignedPreKeyJson, register_message};
-
 use crate::crypto::Account;
 use crate::error::{Error, Result};
 use crate::retention::{Clock, PurgeReport};
 use crate::store::outbox::{self, SecurityEvent};
 use crate::store::{DbKey, Store, StoredMessage, ThreadSummary, sessions};
 use crate::sync::{Enrolment, FlushReport, Inner, PREKEY_BATCH, ReceiveReport, Recipient};
-use crate::transport::{ApiClient, PinSet, RelayEndpoint, SessionInfo};
+use crate::transport::{ApiClient, SessionInfo};
 
 /// Something the app should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,16 +194,13 @@ impl Client {
                 "a user name is 1 to 64 characters of a-z 0-9 . _ -".into(),
             ));
         }
-        let mut pins = PinSet::parse(&opts.pins)?;
-        pins.expires_ms = opts.pins_expire_ms;
-        if opts.pins_lapse_to_chain {
-            pins.after_expiry = crate::transport::AfterExpiry::ValidateChainOnly;
-        }
-        let endpoint = RelayEndpoint {
-            url: opts.url.clone(),
-            pins,
-            ca_pem: opts.ca_pem.as_ref().map(|p| p.as_bytes().to_vec()),
-        };
+        let endpoint = crate::sync::endpoint(
+            &opts.url,
+            &opts.pins,
+            opts.pins_expire_ms,
+            opts.pins_lapse_to_chain,
+            opts.ca_pem.as_deref(),
+        )?;
         let api = ApiClient::new(&endpoint)?;
         let info = match api.start_session(None).await {
             Ok(i) => i,
@@ -220,36 +215,9 @@ impl Client {
         inner.store.observe_server_time(info.server_time_ms)?;
         let missing = PREKEY_BATCH.saturating_sub(inner.account.one_time_prekey_count());
         inner.account.generate_one_time_prekeys(missing)?;
-        let identity = inner.account.identity();
-        let mut w = occ_protocol::codec::Writer::new();
-        identity.public().keys().write(&mut w);
-        let identity_bytes = w.into_vec();
-        let spk = inner.account.signed_prekey()?;
-        let signature = identity.sign(
-            b"",
-            &register_message(&opts.user, &identity_bytes, opts.push_endpoint.as_deref()),
-        );
+        let request =
+            crate::sync::registration(&inner.account, &opts.user, opts.push_endpoint.as_deref())?;
         let device_id = inner.account.device_id().to_hex();
-        let request = RegisterRequest {
-            user: opts.user.clone(),
-            identity: identity_bytes.into(),
-            signed_prekey: SignedPreKeyJson {
-                id: spk.id,
-                key: spk.public.to_vec().into(),
-                signature: spk.signature.to_vec().into(),
-            },
-            one_time_prekeys: inner
-                .account
-                .one_time_prekeys()
-                .into_iter()
-                .map(|(id, k)| OneTimePreKeyJson {
-                    id,
-                    key: k.to_vec().into(),
-                })
-                .collect(),
-            push_endpoint: opts.push_endpoint.clone(),
-            signature: signature.to_vec().into(),
-        };
         let resp = api.register(&request).await?;
         if resp.device_id != device_id || resp.service_key.as_slice() != info.service_key {
             return Err(Error::UntrustedRelay(

@@ -29,7 +29,10 @@
 
 use std::collections::HashMap;
 
-use occ_protocol::api::{OutEnvelope, SendRequest, device_id_hex, parse_device_id};
+use occ_protocol::api::{
+    OneTimePreKeyJson, OutEnvelope, RegisterRequest, SendRequest, SignedPreKeyJson, device_id_hex,
+    parse_device_id, register_message,
+};
 use occ_protocol::payload::{Payload, TextMessage, ThreadInfo};
 use occ_protocol::{Envelope, IdentityKeys, PreKeyBundle};
 use serde::{Deserialize, Serialize};
@@ -69,18 +72,69 @@ pub struct Enrolment {
     pub service_key: String,
 }
 
+/// The relay endpoint for a URL, pins (with expiry policy) and optional CA.
+pub(crate) fn endpoint(
+    url: &str,
+    pins: &[String],
+    pins_expire_ms: Option<i64>,
+    pins_lapse_to_chain: bool,
+    ca_pem: Option<&str>,
+) -> Result<RelayEndpoint> {
+    let mut set = PinSet::parse(pins)?;
+    set.expires_ms = pins_expire_ms;
+    if pins_lapse_to_chain {
+        set.after_expiry = crate::transport::AfterExpiry::ValidateChainOnly;
+    }
+    Ok(RelayEndpoint {
+        url: url.to_string(),
+        pins: set,
+        ca_pem: ca_pem.map(|p| p.as_bytes().to_vec()),
+    })
+}
+
+/// The registration request for `account` as `user`, signed by its identity
+/// key (proof of possession).
+pub fn registration(
+    account: &Account,
+    user: &str,
+    push_endpoint: Option<&str>,
+) -> Result<RegisterRequest> {
+    let identity = account.identity();
+    let mut w = occ_protocol::codec::Writer::new();
+    identity.public().keys().write(&mut w);
+    let identity_bytes = w.into_vec();
+    let spk = account.signed_prekey()?;
+    let signature = identity.sign(b"", &register_message(user, &identity_bytes, push_endpoint));
+    Ok(RegisterRequest {
+        user: user.to_string(),
+        identity: identity_bytes.into(),
+        signed_prekey: SignedPreKeyJson {
+            id: spk.id,
+            key: spk.public.to_vec().into(),
+            signature: spk.signature.to_vec().into(),
+        },
+        one_time_prekeys: account
+            .one_time_prekeys()
+            .into_iter()
+            .map(|(id, k)| OneTimePreKeyJson {
+                id,
+                key: k.to_vec().into(),
+            })
+            .collect(),
+        push_endpoint: push_endpoint.map(str::to_string),
+        signature: signature.to_vec().into(),
+    })
+}
+
 impl Enrolment {
     pub(crate) fn endpoint(&self) -> Result<RelayEndpoint> {
-        let mut pins = PinSet::parse(&self.pins)?;
-        pins.expires_ms = self.pins_expire_ms;
-        if self.pins_lapse_to_chain {
-            pins.after_expiry = crate::transport::AfterExpiry::ValidateChainOnly;
-        }
-        Ok(RelayEndpoint {
-            url: self.url.clone(),
-            pins,
-            ca_pem: self.ca_pem.as_ref().map(|p| p.as_bytes().to_vec()),
-        })
+        endpoint(
+            &self.url,
+            &self.pins,
+            self.pins_expire_ms,
+            self.pins_lapse_to_chain,
+            self.ca_pem.as_deref(),
+        )
     }
 
     pub(crate) fn service_key_bytes(&self) -> Result<[u8; 32]> {
@@ -766,12 +820,12 @@ impl Inner {
                 Ok(Some(x)) => x,
                 Ok(None) => continue, // a redelivery: already processed
                 Err(e) => {
-                    report.rejected += 1;
-                    outbox::security_event_in(
+                    reject(
                         &tx,
                         now,
+                        report,
                         "undecryptable",
-                        &format!(
+                        format!(
                             "relay_id={} sender={} error={e}",
                             item.id, item.sender_device
                         ),
@@ -780,12 +834,12 @@ impl Inner {
                 }
             };
             let Some(Some(known)) = senders.get(&sender.0) else {
-                report.rejected += 1;
-                outbox::security_event_in(
+                reject(
                     &tx,
                     now,
+                    report,
                     "unknown_sender",
-                    &format!("device={}", sender.0),
+                    format!("device={}", sender.0),
                 )?;
                 continue;
             };
@@ -793,12 +847,12 @@ impl Inner {
             if let Payload::Text(t) = &payload
                 && t.sender_user != sender_user
             {
-                report.rejected += 1;
-                outbox::security_event_in(
+                reject(
                     &tx,
                     now,
+                    report,
                     "sender_mismatch",
-                    &format!(
+                    format!(
                         "device={} claimed={} directory={sender_user}",
                         sender.0, t.sender_user
                     ),
@@ -812,12 +866,12 @@ impl Inner {
                     .as_ref()
                     != Some(sender.1.keys())
                 {
-                    report.rejected += 1;
-                    outbox::security_event_in(
+                    reject(
                         &tx,
                         now,
+                        report,
                         "identity_mismatch",
-                        &format!("device={}", sender.0),
+                        format!("device={}", sender.0),
                     )?;
                     continue;
                 }
@@ -982,6 +1036,24 @@ fn decrypt_item(
     Ok(Some(((sender, identity), payload)))
 }
 
+/// Drops an incoming item: counts it and records why (metadata only).
+fn reject(
+    conn: &rusqlite::Connection,
+    now: i64,
+    report: &mut ReceiveReport,
+    kind: &str,
+    detail: String,
+) -> Result<()> {
+    report.rejected += 1;
+    outbox::security_event_in(conn, now, kind, &detail)?;
+    Ok(())
+}
+
+/// Whether `user` is a member of `thread`.
+fn is_member(conn: &rusqlite::Connection, thread: &str, user: &str) -> Result<bool> {
+    Ok(outbox::members(conn, thread)?.iter().any(|m| m == user))
+}
+
 fn mark(dirty: &mut Vec<(DeviceId, usize)>, device: DeviceId, index: usize) {
     if !dirty.contains(&(device, index)) {
         dirty.push((device, index));
@@ -1005,28 +1077,22 @@ fn apply_payload(
         Payload::Text(t) => {
             let expected_direct = direct_thread_id(me, sender_user);
             if !t.group && t.thread_id != expected_direct {
-                outbox::security_event_in(
+                return reject(
                     conn,
                     now,
+                    report,
                     "misrouted",
-                    &format!("relay_id={}", item.id),
-                )?;
-                report.rejected += 1;
-                return Ok(());
+                    format!("relay_id={}", item.id),
+                );
             }
-            if t.group
-                && !outbox::members(conn, &t.thread_id)?
-                    .iter()
-                    .any(|m| m == sender_user)
-            {
-                outbox::security_event_in(
+            if t.group && !is_member(conn, &t.thread_id, sender_user)? {
+                return reject(
                     conn,
                     now,
+                    report,
                     "non_member",
-                    &format!("relay_id={}", item.id),
-                )?;
-                report.rejected += 1;
-                return Ok(());
+                    format!("relay_id={}", item.id),
+                );
             }
             let title = if t.group {
                 t.thread_title.clone()
@@ -1063,13 +1129,13 @@ fn apply_payload(
             messages::check_id("a thread id", &info.thread_id).map_err(Error::from)?;
             let current = outbox::members(conn, &info.thread_id)?;
             if !current.is_empty() && !current.iter().any(|m| m == sender_user) {
-                outbox::security_event_in(
+                return reject(
                     conn,
                     now,
+                    report,
                     "non_member",
-                    &format!("relay_id={}", item.id),
-                )?;
-                return Ok(());
+                    format!("relay_id={}", item.id),
+                );
             }
             if !info.members.iter().any(|m| m == me) {
                 return Ok(());
@@ -1110,17 +1176,14 @@ fn apply_payload(
             let thread = std::str::from_utf8(&d.thread_id)
                 .map_err(|_| Error::Crypto("thread id is not UTF-8".into()))?
                 .to_string();
-            if !outbox::members(conn, &thread)?
-                .iter()
-                .any(|m| m == sender_user)
-            {
-                outbox::security_event_in(
+            if !is_member(conn, &thread, sender_user)? {
+                return reject(
                     conn,
                     now,
+                    report,
                     "non_member",
-                    &format!("relay_id={}", item.id),
-                )?;
-                return Ok(());
+                    format!("relay_id={}", item.id),
+                );
             }
             if !threads.contains_key(&thread) {
                 let keys = match crate::store::sessions::load_thread_keys_in(conn, &thread)? {

@@ -193,31 +193,9 @@ async fn relay_memory(total: usize) -> (u64, u64, u64, u64, f64) {
     .unwrap();
     // A dedicated sender device, registered like any other.
     let account = occ_core::crypto::Account::generate(0).unwrap();
-    let mut w = occ_protocol::codec::Writer::new();
-    account.identity().public().keys().write(&mut w);
-    let identity = w.into_vec();
-    let spk = account.signed_prekey().unwrap();
-    api.register(&occ_protocol::api::RegisterRequest {
-        user: "loadgen".into(),
-        identity: identity.clone().into(),
-        signed_prekey: occ_protocol::api::SignedPreKeyJson {
-            id: spk.id,
-            key: spk.public.to_vec().into(),
-            signature: spk.signature.to_vec().into(),
-        },
-        one_time_prekeys: vec![],
-        push_endpoint: None,
-        signature: account
-            .identity()
-            .sign(
-                b"",
-                &occ_protocol::api::register_message("loadgen", &identity, None),
-            )
-            .to_vec()
-            .into(),
-    })
-    .await
-    .unwrap();
+    api.register(&occ_core::sync::registration(&account, "loadgen", None).unwrap())
+        .await
+        .unwrap();
     api.authenticate(&account.device_id().to_hex(), |m| {
         account.identity().sign(b"", m)
     })

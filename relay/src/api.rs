@@ -644,21 +644,22 @@ async fn inbox(
         let rows = lock(&s.db)?.inbox(&device, q.after, limit, now_ms())?;
         if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(InboxResponse {
-                messages: rows
-                    .into_iter()
-                    .map(|r| InboxItem {
-                        seq: r.seq,
-                        id: r.id,
-                        sender_device: r.sender,
-                        envelope: B64(r.envelope),
-                        sent_ms: r.sent_ms,
-                        expires_ms: r.expires_ms,
-                    })
-                    .collect(),
+                messages: rows.into_iter().map(inbox_item).collect(),
                 server_time_ms: now_ms(),
             }));
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+fn inbox_item(r: crate::db::QueuedRow) -> InboxItem {
+    InboxItem {
+        seq: r.seq,
+        id: r.id,
+        sender_device: r.sender,
+        envelope: B64(r.envelope),
+        sent_ms: r.sent_ms,
+        expires_ms: r.expires_ms,
     }
 }
 
@@ -684,14 +685,7 @@ async fn fetch_one(
         return Err(bad("a message id is 32 hex characters"));
     }
     match lock(&s.db)?.lookup(&device, &id, now_ms())? {
-        Lookup::Live(r) => Ok(Json(InboxItem {
-            seq: r.seq,
-            id: r.id,
-            sender_device: r.sender,
-            envelope: B64(r.envelope),
-            sent_ms: r.sent_ms,
-            expires_ms: r.expires_ms,
-        })),
+        Lookup::Live(r) => Ok(Json(inbox_item(r))),
         Lookup::Gone => Err(RelayError::Gone),
         Lookup::NotFound => Err(RelayError::NotFound(
             "no such message for this device".into(),

@@ -454,32 +454,9 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     };
     let api = ApiClient::new(&endpoint).unwrap();
     let account = occ_core::crypto::Account::generate(0).unwrap();
-    let mut w = occ_protocol::codec::Writer::new();
-    account.identity().public().keys().write(&mut w);
-    let identity = w.into_vec();
-    let spk = account.signed_prekey().unwrap();
-    let user = "mallory";
-    api.register(&occ_protocol::api::RegisterRequest {
-        user: user.into(),
-        identity: identity.clone().into(),
-        signed_prekey: occ_protocol::api::SignedPreKeyJson {
-            id: spk.id,
-            key: spk.public.to_vec().into(),
-            signature: spk.signature.to_vec().into(),
-        },
-        one_time_prekeys: vec![],
-        push_endpoint: None,
-        signature: account
-            .identity()
-            .sign(
-                b"",
-                &occ_protocol::api::register_message(user, &identity, None),
-            )
-            .to_vec()
-            .into(),
-    })
-    .await
-    .unwrap();
+    api.register(&occ_core::sync::registration(&account, "mallory", None).unwrap())
+        .await
+        .unwrap();
     api.authenticate(&account.device_id().to_hex(), |m| {
         account.identity().sign(b"", m)
     })
@@ -547,30 +524,8 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     assert_eq!(snapshot(&env), before_bundle_spent);
     // A second device for an existing user is refused.
     let other = occ_core::crypto::Account::generate(0).unwrap();
-    let mut w = occ_protocol::codec::Writer::new();
-    other.identity().public().keys().write(&mut w);
-    let other_identity = w.into_vec();
-    let spk = other.signed_prekey().unwrap();
     let r = api
-        .register(&occ_protocol::api::RegisterRequest {
-            user: "alice".into(),
-            identity: other_identity.clone().into(),
-            signed_prekey: occ_protocol::api::SignedPreKeyJson {
-                id: spk.id,
-                key: spk.public.to_vec().into(),
-                signature: spk.signature.to_vec().into(),
-            },
-            one_time_prekeys: vec![],
-            push_endpoint: None,
-            signature: other
-                .identity()
-                .sign(
-                    b"",
-                    &occ_protocol::api::register_message("alice", &other_identity, None),
-                )
-                .to_vec()
-                .into(),
-        })
+        .register(&occ_core::sync::registration(&other, "alice", None).unwrap())
         .await;
     assert!(
         matches!(r, Err(TransportError::Rejected { status: 409, .. })),
