@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::{Env, count, texts};
 use occ_core::sync::direct_thread_id;
-use occ_core::{Error, Recipient};
+use std::sync::Arc;
+
+use occ_core::{ClientEvent, Error, Recipient};
 use occ_relay::push_sink::PushSink;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,6 +183,10 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
     opts.push_endpoint = Some(push.url.clone());
     let bob = env.client_with("bob", opts).await;
 
+    let alice_events = Arc::new(common::Recorder::default());
+    alice.set_listener(alice_events.clone());
+    let bob_events = Arc::new(common::Recorder::default());
+    bob.set_listener(bob_events.clone());
     let marker = "SHORT-LIVED-4471";
     let id = alice
         .send(Recipient::User("bob".into()), marker.as_bytes(), 1, None)
@@ -222,7 +228,26 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
     assert!(bob.messages(&dm, 10).await.unwrap().is_empty());
     assert!(alice.messages(&dm, 10).await.unwrap().is_empty());
     assert!(matches!(alice.message(&id).await, Err(Error::Expired)));
-    assert_eq!(alice.purge().await.unwrap().expired_ids, [id]);
+    assert_eq!(alice.purge().await.unwrap().expired_ids, [id.clone()]);
+    // Events: the expiry was announced to alice's app; bob's app heard nothing.
+    assert_eq!(
+        alice_events.events(),
+        [ClientEvent::MessagesExpired {
+            message_ids: vec![id]
+        }]
+    );
+    assert!(bob_events.events().is_empty());
+    // A live message is announced on arrival.
+    alice
+        .send(Recipient::User("bob".into()), b"live", 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    bob.receive(0).await.unwrap();
+    assert!(matches!(
+        bob_events.events().as_slice(),
+        [ClientEvent::MessageReceived { sender, .. }] if sender == "alice"
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

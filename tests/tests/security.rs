@@ -36,9 +36,15 @@ fn is_pin_mismatch(r: &Result<impl std::fmt::Debug, Error>) -> bool {
 async fn a_wrong_pin_is_refused_and_recorded() {
     let env = Env::start().await;
     let c = env.new_client("alice");
+    let events = Arc::new(common::Recorder::default());
+    c.set_listener(events.clone());
     let mut opts = env.options("alice");
     opts.pins = vec![random_pin()];
     let r = c.enrol(opts).await;
+    assert!(matches!(
+        events.events().as_slice(),
+        [occ_core::ClientEvent::SecurityAlert { kind, .. }] if kind == "pin_failure"
+    ));
     match &r {
         Err(Error::PinMismatch { host, presented }) => {
             assert_eq!(host, "localhost");

@@ -161,3 +161,19 @@ pub fn texts(list: &[occ_core::store::StoredMessage]) -> Vec<String> {
         .map(|m| String::from_utf8_lossy(&m.body).into_owned())
         .collect()
 }
+
+/// Records every client event.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<occ_core::ClientEvent>>);
+
+impl occ_core::EventListener for Recorder {
+    fn on_event(&self, event: occ_core::ClientEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl Recorder {
+    pub fn events(&self) -> Vec<occ_core::ClientEvent> {
+        self.0.lock().unwrap().clone()
+    }
+}
