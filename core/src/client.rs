@@ -270,6 +270,12 @@ impl Client {
             .enqueue(&to, text, ttl_secs, read_timer_secs)
     }
 
+    /// Removes a member from a thread: sender keys rotate, and nothing sent
+    /// afterwards is readable by the removed user.
+    pub async fn remove_member(&self, thread_id: &str, user: &str) -> Result<()> {
+        self.inner.lock().await.remove_member(thread_id, user)
+    }
+
     /// Delivers the outbox now, retrying at once whatever is backing off
     /// (for an explicit user action).
     pub async fn flush(&self) -> Result<FlushReport> {

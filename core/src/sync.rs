@@ -437,6 +437,38 @@ impl Inner {
         Ok(message_id)
     }
 
+    /// Removes `user` from a thread: their sender keys are forgotten and ours
+    /// is rotated, so nothing sent afterwards is readable by them. The new key
+    /// and the new member list go to the remaining members with the next
+    /// message (the remaining members then forget the user's keys and rotate
+    /// their own).
+    pub(crate) fn remove_member(&mut self, thread_id: &str, user: &str) -> Result<()> {
+        let me = self.user()?;
+        let members = outbox::members(&self.store.conn, thread_id)?;
+        if !members.iter().any(|m| m == user) {
+            return Err(Error::NotFound(format!("{user} is not a member of {thread_id}")));
+        }
+        if user == me {
+            return Err(Error::InvalidInput("cannot remove yourself from a thread".into()));
+        }
+        let remaining: Vec<String> = members.into_iter().filter(|m| m != user).collect();
+        let now = self.store.now_ms();
+        let tx = self.store.conn.transaction()?;
+        let mut keys = match crate::store::sessions::load_thread_keys_in(&tx, thread_id)? {
+            Some(k) => k,
+            None => ThreadKeys::new(thread_id.as_bytes(), (now / 1000) as u64)?,
+        };
+        for device in contacts_of(&tx, user)? {
+            keys.remove_member(device, (now / 1000) as u64)?;
+        }
+        keys.rotate((now / 1000) as u64)?;
+        outbox::set_members(&tx, thread_id, &remaining)?;
+        sessions::save_thread_keys_in(&tx, now, &keys)?;
+        tx.execute("DELETE FROM sender_key_shared WHERE thread_id = ?1", [thread_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The verified devices of `user` (cached briefly), recorded as contacts.
     async fn devices_of(&mut self, user: &str) -> Result<Vec<Device>> {
         let now = self.store.now_ms();

@@ -375,3 +375,46 @@ async fn messages_sent_while_the_relay_is_down_go_out_in_order_once_it_returns()
         ["offline 2", "offline 1", "offline 0", "before"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_gets_nothing_sent_after_the_removal() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    let ops = |members: &[&str]| Recipient::Thread {
+        id: "ops".into(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    };
+    alice.send(ops(&["bob", "carol"]), b"before", 600, None).await.unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    bob.send(ops(&[]), b"bob speaking", 600, None).await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    alice.sync().await.unwrap();
+
+    alice.remove_member("ops", "bob").await.unwrap();
+    assert!(matches!(alice.remove_member("ops", "bob").await, Err(Error::NotFound(_))));
+    alice.send(ops(&[]), b"after bob left", 600, None).await.unwrap();
+    alice.sync().await.unwrap();
+    // Carol gets it (with alice's new key and the new member list)...
+    carol.sync().await.unwrap();
+    let mut got = texts(&carol.messages("ops", 10).await.unwrap());
+    got.sort();
+    assert_eq!(got, ["after bob left", "before", "bob speaking"]);
+    // ...bob gets nothing more.
+    assert_eq!(bob.sync().await.unwrap().received.len(), 0);
+    assert!(!texts(&bob.messages("ops", 10).await.unwrap()).contains(&"after bob left".to_string()));
+    // Carol learned of the removal: her next message goes to alice only, under
+    // a rotated key, and bob's messages to the thread are refused.
+    carol.send(ops(&[]), b"carol after", 600, None).await.unwrap();
+    carol.sync().await.unwrap();
+    assert_eq!(bob.sync().await.unwrap().received.len(), 0);
+    assert_eq!(alice.sync().await.unwrap().received.len(), 1);
+    bob.send(ops(&[]), b"bob again", 600, None).await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(alice.sync().await.unwrap().received.len(), 0);
+    assert_eq!(carol.sync().await.unwrap().received.len(), 0);
+}
