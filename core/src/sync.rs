@@ -446,10 +446,14 @@ impl Inner {
         let me = self.user()?;
         let members = outbox::members(&self.store.conn, thread_id)?;
         if !members.iter().any(|m| m == user) {
-            return Err(Error::NotFound(format!("{user} is not a member of {thread_id}")));
+            return Err(Error::NotFound(format!(
+                "{user} is not a member of {thread_id}"
+            )));
         }
         if user == me {
-            return Err(Error::InvalidInput("cannot remove yourself from a thread".into()));
+            return Err(Error::InvalidInput(
+                "cannot remove yourself from a thread".into(),
+            ));
         }
         let remaining: Vec<String> = members.into_iter().filter(|m| m != user).collect();
         let now = self.store.now_ms();
@@ -464,7 +468,10 @@ impl Inner {
         keys.rotate((now / 1000) as u64)?;
         outbox::set_members(&tx, thread_id, &remaining)?;
         sessions::save_thread_keys_in(&tx, now, &keys)?;
-        tx.execute("DELETE FROM sender_key_shared WHERE thread_id = ?1", [thread_id])?;
+        tx.execute(
+            "DELETE FROM sender_key_shared WHERE thread_id = ?1",
+            [thread_id],
+        )?;
         tx.commit()?;
         Ok(())
     }

@@ -386,18 +386,29 @@ async fn a_removed_member_gets_nothing_sent_after_the_removal() {
         id: "ops".into(),
         members: members.iter().map(|s| s.to_string()).collect(),
     };
-    alice.send(ops(&["bob", "carol"]), b"before", 600, None).await.unwrap();
+    alice
+        .send(ops(&["bob", "carol"]), b"before", 600, None)
+        .await
+        .unwrap();
     alice.sync().await.unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
-    bob.send(ops(&[]), b"bob speaking", 600, None).await.unwrap();
+    bob.send(ops(&[]), b"bob speaking", 600, None)
+        .await
+        .unwrap();
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     alice.sync().await.unwrap();
 
     alice.remove_member("ops", "bob").await.unwrap();
-    assert!(matches!(alice.remove_member("ops", "bob").await, Err(Error::NotFound(_))));
-    alice.send(ops(&[]), b"after bob left", 600, None).await.unwrap();
+    assert!(matches!(
+        alice.remove_member("ops", "bob").await,
+        Err(Error::NotFound(_))
+    ));
+    alice
+        .send(ops(&[]), b"after bob left", 600, None)
+        .await
+        .unwrap();
     alice.sync().await.unwrap();
     // Carol gets it (with alice's new key and the new member list)...
     carol.sync().await.unwrap();
@@ -406,10 +417,15 @@ async fn a_removed_member_gets_nothing_sent_after_the_removal() {
     assert_eq!(got, ["after bob left", "before", "bob speaking"]);
     // ...bob gets nothing more.
     assert_eq!(bob.sync().await.unwrap().received.len(), 0);
-    assert!(!texts(&bob.messages("ops", 10).await.unwrap()).contains(&"after bob left".to_string()));
+    assert!(
+        !texts(&bob.messages("ops", 10).await.unwrap()).contains(&"after bob left".to_string())
+    );
     // Carol learned of the removal: her next message goes to alice only, under
     // a rotated key, and bob's messages to the thread are refused.
-    carol.send(ops(&[]), b"carol after", 600, None).await.unwrap();
+    carol
+        .send(ops(&[]), b"carol after", 600, None)
+        .await
+        .unwrap();
     carol.sync().await.unwrap();
     assert_eq!(bob.sync().await.unwrap().received.len(), 0);
     assert_eq!(alice.sync().await.unwrap().received.len(), 1);
