@@ -405,8 +405,15 @@ impl Inner {
              ON CONFLICT(id) DO UPDATE SET last_ms = excluded.last_ms",
             rusqlite::params![thread_id, title, i64::from(group), now],
         )?;
-        if group {
+        if group && outbox::members(&tx, &thread_id)? != members {
             outbox::set_members(&tx, &thread_id, &members)?;
+            // Everyone must learn the new member list: the next seal sends
+            // it (with our current sender key, which receivers already know
+            // and ignore) to every member device again.
+            tx.execute(
+                "DELETE FROM sender_key_shared WHERE thread_id = ?1",
+                [&thread_id],
+            )?;
         }
         messages::insert_in(
             &tx,
@@ -1027,13 +1034,7 @@ fn decrypt_item(
                         "prekey message from another device than the relay says".into(),
                     ));
                 }
-                let (session, pt) = match account.accept(p) {
-                    Ok(x) => x,
-                    Err(CryptoError::UnknownOneTimePreKey(_)) if !list.is_empty() => {
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+                let (session, pt) = account.accept(p)?;
                 *account_dirty = true;
                 list.insert(0, session);
                 for d in dirty.iter_mut().filter(|d| d.0 == sender) {

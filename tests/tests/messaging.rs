@@ -434,3 +434,42 @@ async fn a_removed_member_gets_nothing_sent_after_the_removal() {
     assert_eq!(alice.sync().await.unwrap().received.len(), 0);
     assert_eq!(carol.sync().await.unwrap().received.len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_later_is_known_to_everyone() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    let ops = |members: &[&str]| Recipient::Thread {
+        id: "ops".into(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    };
+    alice
+        .send(ops(&["bob"]), b"just us", 600, None)
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    // Alice adds carol; carol writes; bob accepts her as a member.
+    alice
+        .send(ops(&["carol"]), b"welcome carol", 600, None)
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(bob.sync().await.unwrap().received.len(), 1);
+    assert_eq!(carol.sync().await.unwrap().received.len(), 1);
+    carol
+        .send(ops(&[]), b"carol here", 600, None)
+        .await
+        .unwrap();
+    carol.sync().await.unwrap();
+    let r = bob.sync().await.unwrap();
+    assert_eq!((r.received.len(), r.rejected), (1, 0));
+    assert_eq!(alice.sync().await.unwrap().received.len(), 1);
+    // Carol never sees what was said before she joined.
+    assert_eq!(
+        texts(&carol.messages("ops", 10).await.unwrap()),
+        ["carol here", "welcome carol"]
+    );
+}
