@@ -583,13 +583,7 @@ impl Inner {
             }
             for d in devices.iter().filter(|d| d.id != my_device) {
                 self.session_for(d, &mut sessions).await?;
-                let s = sessions
-                    .get_mut(&d.id)
-                    .ok_or(Error::Crypto("session vanished".into()))?;
-                envelopes.push(OutEnvelope {
-                    device_id: d.id.to_hex(),
-                    envelope: s.encrypt(&row.payload)?.into(),
-                });
+                seal_pairwise(&mut sessions, &d.id, &[&row.payload], &mut envelopes)?;
             }
         } else if let Some(thread) = row.target.strip_prefix("thread:") {
             thread_hint = Some(thread.to_string());
@@ -624,17 +618,7 @@ impl Inner {
                     continue;
                 }
                 self.session_for(d, &mut sessions).await?;
-                let s = sessions
-                    .get_mut(&d.id)
-                    .ok_or(Error::Crypto("session vanished".into()))?;
-                envelopes.push(OutEnvelope {
-                    device_id: d.id.to_hex(),
-                    envelope: s.encrypt(&info)?.into(),
-                });
-                envelopes.push(OutEnvelope {
-                    device_id: d.id.to_hex(),
-                    envelope: s.encrypt(&key_payload)?.into(),
-                });
+                seal_pairwise(&mut sessions, &d.id, &[&info, &key_payload], &mut envelopes)?;
                 shared.push((d.id, distribution.distribution_id.to_vec()));
             }
             let group = keys.encrypt(&row.payload)?;
@@ -953,6 +937,25 @@ impl Inner {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Encrypts `payloads`, in order, for `device` on its cached session.
+fn seal_pairwise(
+    sessions: &mut HashMap<DeviceId, Session>,
+    device: &DeviceId,
+    payloads: &[&[u8]],
+    out: &mut Vec<OutEnvelope>,
+) -> Result<()> {
+    let session = sessions
+        .get_mut(device)
+        .ok_or(Error::Crypto("no session with the device".into()))?;
+    for p in payloads {
+        out.push(OutEnvelope {
+            device_id: device.to_hex(),
+            envelope: session.encrypt(p)?.into(),
+        });
+    }
+    Ok(())
 }
 
 fn cursor(store: &Store) -> Result<i64> {
