@@ -400,11 +400,7 @@ impl Inner {
         });
         let idempotency_key = random_hex::<16>()?;
         let tx = self.store.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT(id) DO UPDATE SET last_ms = excluded.last_ms",
-            rusqlite::params![thread_id, title, i64::from(group), now],
-        )?;
+        messages::touch_thread_in(&tx, &thread_id, &title, thread_kind(group), now)?;
         if group && outbox::members(&tx, &thread_id)? != members {
             outbox::set_members(&tx, &thread_id, &members)?;
             // Everyone must learn the new member list: the next seal sends
@@ -1079,6 +1075,14 @@ fn decrypt_item(
     Ok(Some(((sender, identity), payload)))
 }
 
+fn thread_kind(group: bool) -> crate::store::ThreadKind {
+    if group {
+        crate::store::ThreadKind::Group
+    } else {
+        crate::store::ThreadKind::Direct
+    }
+}
+
 /// Drops an incoming item: counts it and records why (metadata only).
 fn reject(
     conn: &rusqlite::Connection,
@@ -1142,12 +1146,7 @@ fn apply_payload(
             } else {
                 sender_user.to_string()
             };
-            conn.execute(
-                "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT(id) DO UPDATE SET last_ms = excluded.last_ms",
-                rusqlite::params![t.thread_id, title, i64::from(t.group), now],
-            )
-            ?;
+            messages::touch_thread_in(conn, &t.thread_id, &title, thread_kind(t.group), now)?;
             let outcome = messages::insert_in(
                 conn,
                 now,
@@ -1187,8 +1186,7 @@ fn apply_payload(
                 "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?2, 1, ?3, ?3)
                  ON CONFLICT(id) DO UPDATE SET title = excluded.title",
                 rusqlite::params![info.thread_id, info.title, now],
-            )
-            ?;
+            )?;
             let removed: Vec<&String> = current
                 .iter()
                 .filter(|m| !info.members.contains(m))

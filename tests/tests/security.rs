@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use common::{Env, count};
 use occ_core::transport::{ApiClient, PinSet, RelayEndpoint, TransportError};
-use occ_core::{EnrolOptions, Error, Recipient};
+use occ_core::{Error, Recipient};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -545,5 +545,4 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
         .unwrap();
     alice.sync().await.unwrap();
     assert_eq!(bob.sync().await.unwrap().received.len(), 1);
-    let _ = EnrolOptions::default();
 }

@@ -199,6 +199,23 @@ fn row_to_message(r: &Row<'_>, keep_ms: i64) -> rusqlite::Result<StoredMessage> 
     })
 }
 
+/// Creates a thread with `title` and `kind`, or, if it exists, only marks it
+/// active at `now`.
+pub(crate) fn touch_thread_in(
+    conn: &Connection,
+    id: &str,
+    title: &str,
+    kind: ThreadKind,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
+        params![id, title, kind.to_i64(), now],
+    )?;
+    Ok(())
+}
+
 /// Inserts one message inside the caller's transaction.
 pub(crate) fn insert_in(
     conn: &Connection,
@@ -215,11 +232,7 @@ pub(crate) fn insert_in(
     if purged {
         return Ok(Inserted::Duplicate);
     }
-    conn.execute(
-        "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?1, 0, ?2, ?2)
-         ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
-        params![m.thread_id, now],
-    )?;
+    touch_thread_in(conn, m.thread_id, m.thread_id, ThreadKind::Direct, now)?;
     let deadline = intrinsic_deadline(m.ttl_expiry_ms, None, m.read_timer_ms);
     let n = conn.execute(
         "INSERT INTO messages (id, thread_id, sender, outgoing, body, sent_ms, received_ms,
