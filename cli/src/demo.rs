@@ -8,10 +8,8 @@
 //! certificate for the right name but another key is refused on the pin.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use occ_core::retention::SystemClock;
 use occ_core::store::DbKey;
 use occ_core::{Client, EnrolOptions, Error, Recipient};
 use occ_relay::push_sink::PushSink;
@@ -38,7 +36,8 @@ async fn person(
     let dir = root.join(name);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Fail(format!("cannot create {}: {e}", dir.display())))?;
-    let client = Client::create(&dir, &DbKey::generate()?, Arc::new(SystemClock::new()))?;
+    let key = DbKey::generate()?;
+    let client = Client::create(crate::path_str(&dir)?, key.as_bytes().to_vec())?;
     client
         .enrol(EnrolOptions {
             url: url.into(),
@@ -94,9 +93,14 @@ pub async fn run() -> Result<(), Fail> {
     let bob = person(root, "bob", &url, &relay.pin, &ca, Some(&push.url)).await?;
     let carol = person(root, "carol", &url, &relay.pin, &ca, None).await?;
     let session = alice.connect().await?;
+    let service_key = alice
+        .enrolment()
+        .await?
+        .map(|e| e.service_key)
+        .unwrap_or_default();
     note(&format!(
         "alice: pinned TLS ok; acknowledgement signed by service key {}… verified; server time {} ms",
-        &hex::encode(session.service_key)[..16],
+        service_key.get(..16).unwrap_or_default(),
         session.server_time_ms
     ));
     note("bob and carol: the same checks passed at enrolment");
@@ -112,7 +116,7 @@ pub async fn run() -> Result<(), Fail> {
                 id: "incident-42".into(),
                 members: vec!["bob".into(), "carol".into()],
             },
-            b"Road closed at the north bridge; use the east access.",
+            b"Road closed at the north bridge; use the east access.".to_vec(),
             3600,
             None,
         )
@@ -122,7 +126,7 @@ pub async fn run() -> Result<(), Fail> {
     let r = bob.sync().await?;
     note(&format!(
         "bob syncs: {} new message(s): {:?}",
-        r.received.len(),
+        r.received.received().len(),
         texts(&bob.messages("incident-42", 10).await?)
     ));
     note("carol is still offline; the relay keeps her copy queued");
@@ -130,7 +134,7 @@ pub async fn run() -> Result<(), Fail> {
     let r = carol.sync().await?;
     note(&format!(
         "carol comes online: {} new message(s): {:?}",
-        r.received.len(),
+        r.received.received().len(),
         texts(&carol.messages("incident-42", 10).await?)
     ));
 
@@ -141,8 +145,8 @@ pub async fn run() -> Result<(), Fail> {
     );
     alice
         .send(
-            Recipient::User("bob".into()),
-            b"Gate code 4471 (valid 2 s)",
+            Recipient::User { name: "bob".into() },
+            b"Gate code 4471 (valid 2 s)".to_vec(),
             2,
             None,
         )
@@ -182,7 +186,7 @@ pub async fn run() -> Result<(), Fail> {
     let r = bob.sync().await?;
     note(&format!(
         "bob syncs: {} new message(s): the relay no longer hands it out, and purges it",
-        r.received.len()
+        r.received.received().len()
     ));
     let direct = occ_core::sync::direct_thread_id("alice", "bob");
     let left = alice.messages(&direct, 10).await?;
@@ -208,7 +212,7 @@ pub async fn run() -> Result<(), Fail> {
                 id: "incident-42".into(),
                 members: vec![],
             },
-            b"Update: east access congested, allow ten minutes.",
+            b"Update: east access congested, allow ten minutes.".to_vec(),
             3600,
             None,
         )

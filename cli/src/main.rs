@@ -18,12 +18,11 @@
 
 mod demo;
 mod output;
+mod profile_dir;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use occ_core::retention::SystemClock;
 use occ_core::store::DbKey;
 use occ_core::{Client, EnrolOptions, Error, Recipient};
 
@@ -87,7 +86,7 @@ enum Command {
         thread: Option<String>,
         /// At most this many per thread.
         #[arg(long, default_value_t = 50)]
-        limit: usize,
+        limit: u32,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -190,9 +189,34 @@ fn profile(cli: &Cli) -> Result<&Path, Fail> {
         .ok_or_else(|| Fail("this command needs --profile DIR".into()))
 }
 
+/// A path as the core takes it.
+pub fn path_str(dir: &Path) -> Result<&str, Fail> {
+    dir.to_str()
+        .ok_or_else(|| Fail(format!("the path {} is not valid UTF-8", dir.display())))
+}
+
 fn open(dir: &Path) -> Result<Client, Fail> {
     let key = read_key_file(dir)?;
-    Ok(Client::open(dir, &key, Arc::new(SystemClock::new()))?)
+    Ok(Client::open(path_str(dir)?, key.as_bytes().to_vec())?)
+}
+
+/// Creates the profile in a prepared directory and enrols it.
+async fn init_profile(dir: &Path, opts: EnrolOptions) -> Result<(), Fail> {
+    let key = DbKey::generate()?;
+    let client = Client::create(path_str(dir)?, key.as_bytes().to_vec())?;
+    write_key_file(dir, &key)?;
+    let result = client.enrol(opts).await;
+    client.close();
+    let e = result?;
+    println!(
+        "enrolled {} as device {} with {}",
+        e.user, e.device_id, e.url
+    );
+    println!(
+        "relay identity verified: pinned certificate, signed acknowledgement (service key {})",
+        e.service_key
+    );
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<(), Fail> {
@@ -206,9 +230,6 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             push,
         } => {
             let dir = profile(&cli)?;
-            if dir.join(KEY_FILE).exists() {
-                return Err(Fail(format!("{} already holds a profile", dir.display())));
-            }
             let ca_pem = ca
                 .as_ref()
                 .map(|p| {
@@ -216,40 +237,20 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                         .map_err(|e| Fail(format!("cannot read the CA file {}: {e}", p.display())))
                 })
                 .transpose()?;
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Fail(format!("cannot create {}: {e}", dir.display())))?;
-            let key = DbKey::generate()?;
-            let client = Client::create(dir, &key, Arc::new(SystemClock::new()))?;
-            write_key_file(dir, &key)?;
-            let result = client
-                .enrol(EnrolOptions {
-                    url: server.clone(),
-                    pins: pins.clone(),
-                    ca_pem,
-                    user: user.clone(),
-                    push_endpoint: push.clone(),
-                    ..Default::default()
-                })
-                .await;
-            match result {
-                Ok(e) => {
-                    println!(
-                        "enrolled {} as device {} with {}",
-                        e.user, e.device_id, e.url
-                    );
-                    println!(
-                        "relay identity verified: pinned certificate, signed acknowledgement (service key {})",
-                        e.service_key
-                    );
-                    Ok(())
-                }
-                Err(e) => {
-                    drop(client);
-                    // Nothing half-made is left behind.
-                    let _ = std::fs::remove_dir_all(dir);
-                    Err(e.into())
-                }
+            let made = profile_dir::prepare(dir)?;
+            let opts = EnrolOptions {
+                url: server.clone(),
+                pins: pins.clone(),
+                ca_pem,
+                user: user.clone(),
+                push_endpoint: push.clone(),
+                ..Default::default()
+            };
+            let result = init_profile(dir, opts).await;
+            if result.is_err() {
+                made.undo();
             }
+            result
         }
         Command::Send {
             to,
@@ -264,19 +265,19 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                     id: id.clone(),
                     members: members.to_vec(),
                 },
-                (None, [one]) => Recipient::User(one.clone()),
+                (None, [one]) => Recipient::User { name: one.clone() },
                 (None, _) => return Err(Fail("several recipients need --thread ID".into())),
             };
             let id = client
-                .send(recipient, text.as_bytes(), *ttl, *read_timer)
+                .send(recipient, text.as_bytes().to_vec(), *ttl, *read_timer)
                 .await?;
             match client.flush().await {
-                Ok(r) if r.failed.iter().any(|(m, _)| *m == id) => {
+                Ok(r) if r.failed.iter().any(|f| f.message_id == id) => {
                     let reason = r
                         .failed
                         .iter()
-                        .find(|(m, _)| *m == id)
-                        .map(|(_, r)| r.clone())
+                        .find(|f| f.message_id == id)
+                        .map(|f| f.reason.clone())
                         .unwrap_or_default();
                     Err(Fail(format!(
                         "message {id} could not be delivered: {reason}"
@@ -298,8 +299,8 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             println!(
                 "sent {}, received {}, rejected {}, still queued {}",
                 flushed.sent,
-                received.messages.len(),
-                received.rejected,
+                received.received().len(),
+                received.rejected(),
                 flushed.pending
             );
             Ok(())
@@ -330,7 +331,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Command::Fetch { id } => {
             let client = open(profile(&cli)?)?;
             let r = client.fetch(id).await?;
-            println!("downloaded {} message(s)", r.messages.len());
+            println!("downloaded {} message(s)", r.received().len());
             Ok(())
         }
         Command::Settings { keep_period } => {
@@ -338,7 +339,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             if let Some(secs) = keep_period {
                 client.set_keep_period_secs(*secs).await?;
             }
-            println!("keep period: {} seconds", client.keep_period_secs().await?);
+            println!(
+                "keep period: {} seconds",
+                client.settings().await?.keep_period_secs
+            );
             Ok(())
         }
         Command::Purge { json } => {

@@ -1,15 +1,49 @@
-//! The facade's error: one enum with the variants apps act on (DESIGN.md
-//! section 6), converted from each layer's own error. Messages say what failed
-//! and what to do; none carries message content or key material.
+//! The one public error of occ-core: a variant for every case an app treats
+//! differently (DESIGN.md section 6), mapped once here from each layer's own
+//! error ([`StoreError`], [`CryptoError`], [`TransportError`]). The bindings
+//! map it one to one.
+//!
+//! Messages say what failed and what to do; none carries message content or
+//! key material.
 
 use crate::crypto::CryptoError;
 use crate::store::StoreError;
 use crate::transport::TransportError;
 
-/// Errors of the [`Client`](crate::client::Client) facade.
+/// Errors of the [`Client`](crate::Client) and the
+/// [`ProfileManager`](crate::ProfileManager).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The relay's certificate chain carries no pinned key.
+    /// The key does not open this profile.
+    #[error("wrong key for this profile")]
+    WrongKey,
+    /// The profile's database or stored state is damaged.
+    #[error("the profile is corrupt ({reason}); restore it or wipe the profile")]
+    Corrupt {
+        /// What is damaged.
+        reason: String,
+    },
+    /// The disk is full; nothing was written.
+    #[error("the disk is full; nothing was written — free some space and retry")]
+    DiskFull,
+    /// The profile cannot be written.
+    #[error("storage is read-only: {reason}")]
+    ReadOnly {
+        /// What could not be written.
+        reason: String,
+    },
+    /// The profile was written by a newer occ.
+    #[error(
+        "the profile's schema is version {found}, newer than this build supports ({supported}); update the app"
+    )]
+    SchemaTooNew {
+        /// Version found.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The relay's validated certificate chain carries none of the pinned keys.
     #[error("certificate pin mismatch for {host}: the server presented {}; refusing to connect", presented.join(", "))]
     PinMismatch {
         /// Server name.
@@ -17,50 +51,110 @@ pub enum Error {
         /// Pins of the server's validated chain.
         presented: Vec<String>,
     },
-    /// The relay's signed acknowledgement did not verify.
-    #[error("the relay could not prove its identity: {0}")]
-    UntrustedRelay(String),
+    /// The relay could not prove its identity (signed acknowledgement, TLS
+    /// chain) or contradicted itself.
+    #[error("the relay cannot be trusted: {reason}")]
+    Untrusted {
+        /// What did not verify.
+        reason: String,
+    },
+    /// The relay is unreachable or failed; retry later.
+    #[error("network: {reason}")]
+    Network {
+        /// What failed.
+        reason: String,
+    },
     /// The content has expired.
     #[error("the message has expired")]
     Expired,
-    /// Organisation policy forbids this.
-    #[error("denied by policy: {0}")]
-    PolicyDenied(String),
-    /// The profile key is wrong.
-    #[error("wrong key for this profile")]
-    WrongKey,
-    /// The network or the relay is unavailable; retry later.
-    #[error("network: {0}")]
-    Network(String),
-    /// The relay refused the request.
-    #[error("relay: {0}")]
-    Relay(String),
-    /// Bad input from the caller.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
     /// Something does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// The profile is not enrolled with a relay yet.
-    #[error("this profile is not enrolled with a relay; run init/enrol first")]
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// The profile is not enrolled with a relay (or the relay no longer knows
+    /// this device).
+    #[error("this profile is not enrolled with a relay; enrol it first")]
     NotEnrolled,
-    /// Local storage failed.
-    #[error("storage: {0}")]
-    Storage(String),
-    /// Cryptographic failure.
-    #[error("crypto: {0}")]
-    Crypto(String),
+    /// The caller passed something unusable, or the relay refused it.
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+    /// A bug: something that should not happen did (a panic is reported as
+    /// this instead of crossing into the app).
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Result of the public API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn untrusted(reason: impl Into<String>) -> Self {
+        Error::Untrusted {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn internal(reason: impl Into<String>) -> Self {
+        Error::Internal {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether retrying later may succeed without anything else changing.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Network { .. })
+    }
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::WrongKey => Error::WrongKey,
+            StoreError::Corrupt(reason) => Error::Corrupt { reason },
+            StoreError::DiskFull => Error::DiskFull,
+            StoreError::ReadOnly(reason) => Error::ReadOnly { reason },
+            StoreError::SchemaTooNew { found, supported } => {
+                Error::SchemaTooNew { found, supported }
+            }
             StoreError::Expired => Error::Expired,
-            StoreError::InvalidInput(m) => Error::InvalidInput(m),
-            StoreError::NotFound(m) => Error::NotFound(m),
-            StoreError::Crypto(c) => Error::Crypto(c.to_string()),
-            other => Error::Storage(other.to_string()),
+            StoreError::NotFound(what) => Error::NotFound { what },
+            StoreError::InvalidInput(reason) => Error::InvalidInput { reason },
+            StoreError::AlreadyExists(what) => Error::invalid(format!("already exists: {what}")),
+            StoreError::Crypto(c) => Error::corrupt(c.to_string()),
+            e @ StoreError::Io {
+                kind: std::io::ErrorKind::NotFound,
+                ..
+            } => Error::not_found(e.to_string()),
+            e @ (StoreError::Io { .. } | StoreError::Randomness | StoreError::Sqlite { .. }) => {
+                Error::internal(e.to_string())
+            }
         }
     }
 }
@@ -68,9 +162,17 @@ impl From<StoreError> for Error {
 impl From<CryptoError> for Error {
     fn from(e: CryptoError) -> Self {
         match e {
-            CryptoError::InvalidInput(m) => Error::InvalidInput(m.into()),
-            CryptoError::MessageTooLarge { .. } => Error::InvalidInput(e.to_string()),
-            other => Error::Crypto(other.to_string()),
+            CryptoError::InvalidInput(m) => Error::invalid(m),
+            CryptoError::MessageTooLarge { .. } | CryptoError::TooManyPreKeys { .. } => {
+                Error::invalid(e.to_string())
+            }
+            CryptoError::CorruptState(_) => Error::corrupt(e.to_string()),
+            CryptoError::Randomness | CryptoError::Internal(_) | CryptoError::CounterExhausted => {
+                Error::internal(e.to_string())
+            }
+            // Everything else is data from elsewhere (a bundle, an envelope)
+            // that did not verify.
+            other => Error::untrusted(other.to_string()),
         }
     }
 }
@@ -81,22 +183,22 @@ impl From<TransportError> for Error {
             TransportError::PinMismatch { host, presented } => {
                 Error::PinMismatch { host, presented }
             }
-            TransportError::ForgedAcknowledgement(m) => Error::UntrustedRelay(m),
-            TransportError::Gone => Error::Expired,
-            TransportError::NotFound(m) => Error::NotFound(m),
-            TransportError::InvalidConfig(m) => Error::InvalidInput(m),
-            TransportError::Network(m) => Error::Network(m),
-            TransportError::Tls(m) => Error::Network(format!("TLS: {m}")),
-            other @ (TransportError::Server { .. } | TransportError::InvalidResponse(_)) => {
-                Error::Network(other.to_string())
+            TransportError::ForgedAcknowledgement(_) | TransportError::Tls(_) => {
+                Error::untrusted(e.to_string())
             }
-            other => Error::Relay(other.to_string()),
+            TransportError::Gone => Error::Expired,
+            TransportError::NotFound(what) => Error::NotFound { what },
+            TransportError::InvalidConfig(reason) => Error::InvalidInput { reason },
+            TransportError::Rejected { .. } => Error::invalid(e.to_string()),
+            TransportError::Unauthorized(_) => Error::NotEnrolled,
+            TransportError::Network(_)
+            | TransportError::Server { .. }
+            | TransportError::InvalidResponse(_) => Error::Network {
+                reason: e.to_string(),
+            },
         }
     }
 }
-
-/// Facade result.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {

@@ -1,30 +1,43 @@
 //! occ-core: the client core of occ, a secure team messenger for phones.
 //!
 //! One Rust core does all the security-relevant work; thin Kotlin and Swift
-//! apps reach it through the `occ-ffi` UniFFI bindings.
+//! apps reach it through the `occ-ffi` UniFFI bindings, which map this
+//! crate's public surface one to one: [`Client`], [`ProfileManager`],
+//! [`SyncHandle`], the records they take and return, [`ClientEvent`] with
+//! its [`EventListener`], and the one [`Error`].
 //!
-//! Modules (DESIGN.md section 2):
-//! - [`crypto`]: identities, X3DH, Double Ratchet, thread sender keys.
-//! - [`store`]: the encrypted SQLCipher store, one per profile, and the
-//!   [`store::ProfileManager`] for shared devices.
-//! - [`retention`]: TTL, read timers, keep period, trusted time, the purge.
+//! Modules (DESIGN.md section 2), in the direction data flows —
+//! transport → sync → crypto → store → events:
 //! - [`transport`]: pinned TLS to the relay and its API client.
-//! - [`sync`]: durable outbox, inbox processing, session and sender-key
-//!   establishment on demand.
-//! - [`client`]: the [`client::Client`] facade and its events.
-//! - [`error`]: the facade's [`error::Error`].
+//! - [`sync`]: the engine — enrolment and relay sessions, the durable outbox,
+//!   inbox classification, thread bookkeeping, prekey upkeep.
+//! - [`crypto`]: identities, X3DH, Double Ratchet, thread sender keys.
+//! - [`store`]: the encrypted SQLCipher store, one per profile; every SQL
+//!   statement of the crate is in it.
+//! - [`retention`]: TTL, read timers, keep period, trusted time.
+//! - [`events`]: what the app is told, after each change is stored.
+//! - [`client`]: the [`Client`] facade, background sync, profiles.
+//! - [`error`]: the public [`Error`], mapped once from each layer's errors.
 //!
-//! Conventions: no `unsafe`; no `unwrap`/`expect`/`panic` on input-driven
-//! paths; errors are typed per layer; secrets never reach `Debug` or logs.
-#![forbid(unsafe_code)]
+//! Conventions: no `unsafe`; no `unwrap`/`expect`/`panic` outside tests (the
+//! workspace lints deny them); errors are typed per layer; secrets never
+//! reach `Debug`, logs, errors or events.
 
-pub use client::{Client, ClientEvent, EnrolOptions, EventListener, SyncReport};
-pub use error::Error;
-pub use sync::Recipient;
+pub use client::{Client, ProfileManager, Settings, SyncHandle, SyncOptions, SyncReport};
+pub use error::{Error, Result};
+pub use events::{ClientEvent, EventListener};
+pub use retention::{Clock, ManualClock, PurgeReport, SystemClock};
+pub use store::{SecurityEvent, SecurityEventKind, StoredMessage, ThreadKind, ThreadSummary};
+pub use sync::connection::{EnrolOptions, RelaySession};
+pub use sync::{
+    DeliveryFailure, Enrolment, FlushReport, ItemOutcome, ItemReport, PrekeyReport, ReceiveReport,
+    ReceivedMessage, Recipient,
+};
 
 pub mod client;
 pub mod crypto;
 pub mod error;
+pub mod events;
 pub mod retention;
 pub mod store;
 pub mod sync;

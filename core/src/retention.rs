@@ -215,118 +215,17 @@ pub struct PurgeReport {
     pub expired_ids: Vec<String>,
     /// Ids of the messages removed because they passed the keep period.
     pub kept_too_long_ids: Vec<String>,
+    /// Ids of outgoing messages dropped from the outbox because they expired
+    /// before they could be sent (each also raises `DeliveryFailed`).
+    pub undelivered_ids: Vec<String>,
     /// Attachment files crypto-shredded (key deleted, file removed).
-    pub attachments: usize,
+    pub attachments: u64,
 }
 
 impl PurgeReport {
     /// Total messages removed.
-    pub fn messages(&self) -> usize {
-        self.expired_ids.len() + self.kept_too_long_ids.len()
-    }
-}
-
-impl crate::store::Store {
-    /// Deletes everything past its deadline at trusted time, for real:
-    /// - rows are deleted with `secure_delete` on (their pages are zeroed,
-    ///   free pages included);
-    /// - attachment keys go with their rows (crypto-shredding) and the files
-    ///   are unlinked after the commit;
-    /// - purged ids are remembered as tombstones until their TTL, so a
-    ///   redelivery cannot bring them back;
-    /// - the WAL is checkpointed with `TRUNCATE`, so no old page lingers in it.
-    ///
-    /// Work is proportional to what expired: each delete is a range scan of an
-    /// index (`deadline_ms`, `received_ms`, `tombstones.until_ms`).
-    pub fn purge(&mut self) -> Result<PurgeReport, crate::store::StoreError> {
-        use rusqlite::params;
-
-        let now = self.now_ms();
-        let keep_cutoff = now.saturating_sub(self.keep_period_ms()?);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut files: Vec<String> = Vec::new();
-        for (sql, cutoff) in [
-            (
-                "SELECT a.file_name FROM messages m JOIN attachments a ON a.message_id = m.id WHERE m.deadline_ms <= ?1",
-                now,
-            ),
-            (
-                "SELECT a.file_name FROM messages m JOIN attachments a ON a.message_id = m.id WHERE m.received_ms <= ?1",
-                keep_cutoff,
-            ),
-        ] {
-            let mut stmt = tx.prepare_cached(sql)?;
-            for f in stmt.query_map([cutoff], |r| r.get::<_, String>(0))? {
-                files.push(f?);
-            }
-        }
-        files.sort();
-        files.dedup();
-        let deleted =
-            |sql: &str, cutoff: i64| -> Result<Vec<(String, i64)>, crate::store::StoreError> {
-                let mut stmt = tx.prepare_cached(sql)?;
-                let rows = stmt
-                    .query_map([cutoff], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
-            };
-        let expired = deleted(
-            "DELETE FROM messages WHERE deadline_ms <= ?1 RETURNING id, ttl_expiry_ms",
-            now,
-        )?;
-        let kept_too_long = deleted(
-            "DELETE FROM messages WHERE received_ms <= ?1 RETURNING id, ttl_expiry_ms",
-            keep_cutoff,
-        )?;
-        {
-            let mut tomb = tx.prepare_cached(
-                "INSERT INTO tombstones (id, until_ms) VALUES (?1, ?2)
-                 ON CONFLICT(id) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
-            )?;
-            for (id, ttl) in kept_too_long
-                .iter()
-                .chain(expired.iter())
-                .filter(|(_, ttl)| *ttl > now)
-            {
-                tomb.execute(params![id, ttl])?;
-            }
-        }
-        tx.execute("DELETE FROM tombstones WHERE until_ms <= ?1", [now])?;
-        // Never send what has expired.
-        tx.execute("DELETE FROM outbox WHERE expires_ms <= ?1", [now])?;
-        let report = PurgeReport {
-            at_ms: now,
-            expired_ids: expired.into_iter().map(|(id, _)| id).collect(),
-            kept_too_long_ids: kept_too_long.into_iter().map(|(id, _)| id).collect(),
-            attachments: files.len(),
-        };
-        if report.messages() > 0 || report.attachments > 0 {
-            let ids: Vec<&str> = report
-                .expired_ids
-                .iter()
-                .chain(report.kept_too_long_ids.iter())
-                .map(String::as_str)
-                .collect();
-            tx.execute(
-                "INSERT INTO purge_log (at_ms, messages, attachments, message_ids) VALUES (?1, ?2, ?3, ?4)",
-                params![now, report.messages() as i64, report.attachments as i64, ids.join(",")],
-            )?;
-        }
-        crate::store::persist_high_water(&tx, now)?;
-        tx.commit()?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        let dir = self.dir().join(crate::store::ATTACHMENT_DIR);
-        for f in &files {
-            // A failed unlink leaves a file whose key is already gone; the
-            // next open removes it as an orphan.
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-        Ok(report)
+    pub fn messages(&self) -> u64 {
+        (self.expired_ids.len() + self.kept_too_long_ids.len()) as u64
     }
 }
 

@@ -220,7 +220,7 @@ fn thread_key_for_another_thread_or_member_is_refused() {
         .unwrap();
     assert!(matches!(
         a.add_member_key(DeviceId([2; 32]), &c.distribution()),
-        Err(CryptoError::InvalidInput(_))
+        Err(CryptoError::InvalidInput { .. })
     ));
 }
 

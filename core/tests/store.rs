@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use occ_core::retention::{DAY_MS, ManualClock};
-use occ_core::store::{DbKey, Inserted, NewMessage, ProfileManager, Store, StoreError};
+use occ_core::store::{DbKey, Inserted, NewMessage, ProfileDirs, Store, StoreError};
 
 const T0: i64 = 1_800_000_000_000;
 const MIN: i64 = 60_000;
@@ -52,7 +52,7 @@ fn visible(store: &Store, id: &str) -> bool {
 fn expired_and_past_keep_period_messages_are_never_returned_whatever_the_clock() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let profiles = ProfileManager::with_clock(tmp.path().join("profiles"), clock.clone()).unwrap();
+    let profiles = ProfileDirs::with_clock(tmp.path().join("profiles"), clock.clone()).unwrap();
     let key = DbKey::generate().unwrap();
     let mut store = profiles.create("alice", &key).unwrap();
     store.set_keep_period_ms(DAY_MS).unwrap();
@@ -164,7 +164,7 @@ fn keep_period_is_capped_by_the_organisation() {
     assert_eq!(store.keep_period_ms().unwrap(), 7 * DAY_MS);
     assert!(matches!(
         store.set_keep_period_ms(8 * DAY_MS),
-        Err(StoreError::InvalidInput(_))
+        Err(StoreError::InvalidInput { .. })
     ));
     store.set_keep_period_ms(DAY_MS).unwrap();
     assert_eq!(store.keep_period_ms().unwrap(), DAY_MS);
@@ -172,7 +172,7 @@ fn keep_period_is_capped_by_the_organisation() {
     assert_eq!(store.keep_period_ms().unwrap(), DAY_MS / 2);
     assert!(matches!(
         store.set_keep_period_ms(0),
-        Err(StoreError::InvalidInput(_))
+        Err(StoreError::InvalidInput { .. })
     ));
 }
 
@@ -211,7 +211,7 @@ fn profiles_share_nothing_and_wipe_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("device");
     let clock = Arc::new(ManualClock::new(T0));
-    let profiles = ProfileManager::with_clock(&root, clock.clone()).unwrap();
+    let profiles = ProfileDirs::with_clock(&root, clock.clone()).unwrap();
     let key_a = DbKey::generate().unwrap();
     let key_b = DbKey::generate().unwrap();
     let mut a = profiles.create("shift-a", &key_a).unwrap();
@@ -252,7 +252,7 @@ fn profiles_share_nothing_and_wipe_leaves_nothing() {
     assert_eq!(profiles.list().unwrap(), ["shift-b"]);
     assert!(matches!(
         profiles.open("shift-a", &key_a),
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound { .. })
     ));
 
     // B is intact, open or reopened.
@@ -266,7 +266,7 @@ fn profiles_share_nothing_and_wipe_leaves_nothing() {
         assert!(
             matches!(
                 profiles.create(bad, &key_a),
-                Err(StoreError::InvalidInput(_))
+                Err(StoreError::InvalidInput { .. })
             ),
             "{bad:?}"
         );
@@ -316,19 +316,19 @@ fn bad_keys_directories_and_files_give_typed_errors() {
     // Missing directory.
     assert!(matches!(
         Store::open(&tmp.path().join("nope"), &key, clock.clone()),
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        ProfileManager::new(tmp.path().join("no/such/parent")),
-        Err(StoreError::NotFound(_))
+        ProfileDirs::new(tmp.path().join("no/such/parent")),
+        Err(StoreError::NotFound { .. })
     ));
     // A key of the wrong length.
     assert!(matches!(
         DbKey::from_slice(&[1; 31]),
-        Err(StoreError::InvalidInput(_))
+        Err(StoreError::InvalidInput { .. })
     ));
 
-    let profiles = ProfileManager::with_clock(tmp.path().join("p"), clock.clone()).unwrap();
+    let profiles = ProfileDirs::with_clock(tmp.path().join("p"), clock.clone()).unwrap();
     let other_key = DbKey::generate().unwrap();
     let mut other = profiles.create("other", &other_key).unwrap();
     other
@@ -349,7 +349,7 @@ fn bad_keys_directories_and_files_give_typed_errors() {
     std::fs::write(&db, &bytes).unwrap();
     assert!(matches!(
         profiles.open("victim", &key),
-        Err(StoreError::Corrupt(_))
+        Err(StoreError::Corrupt { .. })
     ));
     assert!(matches!(
         profiles.open("victim", &other_key),
@@ -370,12 +370,12 @@ fn bad_keys_directories_and_files_give_typed_errors() {
     }
     std::fs::write(&db2, &bytes).unwrap();
     match profiles.open("victim2", &key) {
-        Err(StoreError::Corrupt(_)) => {}
+        Err(StoreError::Corrupt { .. }) => {}
         Ok(s) => {
             let r = (0..50)
                 .map(|i| s.message(&format!("v{i}")))
                 .find(|r| r.is_err());
-            assert!(matches!(r, Some(Err(StoreError::Corrupt(_)))), "{r:?}");
+            assert!(matches!(r, Some(Err(StoreError::Corrupt { .. }))), "{r:?}");
         }
         Err(e) => panic!("expected Corrupt, got {e:?}"),
     }
@@ -383,7 +383,7 @@ fn bad_keys_directories_and_files_give_typed_errors() {
     std::fs::write(&db, b"hello, I am not a database").unwrap();
     assert!(matches!(
         profiles.open("victim", &key),
-        Err(StoreError::Corrupt(_))
+        Err(StoreError::Corrupt { .. })
     ));
 
     // None of this touched the other profile.
@@ -407,7 +407,10 @@ fn invalid_messages_are_refused_and_change_nothing() {
     ];
     for m in &bad {
         assert!(
-            matches!(store.insert_message(m), Err(StoreError::InvalidInput(_))),
+            matches!(
+                store.insert_message(m),
+                Err(StoreError::InvalidInput { .. })
+            ),
             "{m:?}"
         );
     }
@@ -421,7 +424,7 @@ fn invalid_messages_are_refused_and_change_nothing() {
     assert!(store.threads().unwrap().is_empty());
     assert!(matches!(
         store.add_attachment("missing", "text/plain", b"x"),
-        Err(StoreError::NotFound(_))
+        Err(StoreError::NotFound { .. })
     ));
 }
 
@@ -457,7 +460,7 @@ fn a_full_disk_is_a_typed_error_and_loses_nothing() {
     };
     let clock = Arc::new(ManualClock::new(T0));
     let key = DbKey::generate().unwrap();
-    let profiles = ProfileManager::with_clock(&mnt, clock.clone()).unwrap();
+    let profiles = ProfileDirs::with_clock(&mnt, clock.clone()).unwrap();
     let mut store = profiles.create("full", &key).unwrap();
     let body = vec![b'z'; 16 * 1024];
     let mut stored = 0;
@@ -501,7 +504,7 @@ fn a_read_only_profile_is_a_typed_error() {
     };
     let clock = Arc::new(ManualClock::new(T0));
     let key = DbKey::generate().unwrap();
-    let profiles = ProfileManager::with_clock(&mnt, clock.clone()).unwrap();
+    let profiles = ProfileDirs::with_clock(&mnt, clock.clone()).unwrap();
     drop(profiles.create("p", &key).unwrap());
     let remount = std::process::Command::new("mount")
         .args(["-o", "remount,ro"])
@@ -510,10 +513,10 @@ fn a_read_only_profile_is_a_typed_error() {
         .unwrap();
     assert!(remount.success());
     let r = profiles.open("p", &key);
-    assert!(matches!(r, Err(StoreError::ReadOnly(_))), "{r:?}");
+    assert!(matches!(r, Err(StoreError::ReadOnly { .. })), "{r:?}");
     assert!(matches!(
         profiles.create("q", &key),
-        Err(StoreError::ReadOnly(_))
+        Err(StoreError::ReadOnly { .. })
     ));
 }
 

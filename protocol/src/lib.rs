@@ -17,6 +17,9 @@
 //!
 //! - [`payload::Payload`]: what an envelope decrypts to (text, sender key,
 //!   thread membership); never seen by the relay.
+//! - [`ids`]: the rules for message ids, thread ids and user names, enforced
+//!   by the parsers so that the client's store never sees an id it would
+//!   refuse.
 //! - [`api`]: the relay's HTTPS + JSON API bodies and the exact bytes each
 //!   signature covers (session acknowledgement, registration, challenge,
 //!   push notice).
@@ -32,6 +35,7 @@ pub mod bundle;
 pub mod codec;
 pub mod envelope;
 mod error;
+pub mod ids;
 pub mod payload;
 pub mod sender_key;
 
@@ -52,8 +56,7 @@ pub const MAX_CIPHERTEXT_LEN: usize = (1 << 20) + 16;
 /// Largest encoded envelope: the ciphertext plus the largest header.
 pub const MAX_ENVELOPE_LEN: usize = MAX_CIPHERTEXT_LEN + 512;
 
-/// Largest thread identifier, in bytes.
-pub const MAX_THREAD_ID_LEN: usize = 64;
+pub use ids::MAX_THREAD_ID_LEN;
 
 /// Signature contexts (prefixes) shared by the client core and the relay,
 /// which both verify these signatures.

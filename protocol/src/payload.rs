@@ -10,23 +10,25 @@
 //! ```
 //!
 //! Strings are `u32`-length-prefixed UTF-8 with per-field limits; options are
-//! a 0/1 flag. The TTL expiry is absolute (ms since the epoch, the sender's
+//! a 0/1 flag. Message ids, thread ids (also inside a sender-key distribution)
+//! and user names must follow [`crate::ids`]; anything else is a parse error,
+//! so a receiver refuses such a payload as one bad item. The TTL expiry is absolute (ms since the epoch, the sender's
 //! trusted time) and authenticated end to end, so the relay can shorten a
 //! message's life but never lengthen it.
 
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
-use crate::{MAX_CIPHERTEXT_LEN, MAX_THREAD_ID_LEN, SenderKeyDistribution, VERSION, WireError};
+use crate::ids::{
+    MAX_MESSAGE_ID_LEN, MAX_THREAD_ID_LEN, MAX_USER_LEN, valid_message_id, valid_thread_id,
+    valid_user_name,
+};
+use crate::{MAX_CIPHERTEXT_LEN, SenderKeyDistribution, VERSION, WireError};
 
 const KIND_TEXT: u8 = 1;
 const KIND_SENDER_KEY: u8 = 2;
 const KIND_THREAD_INFO: u8 = 3;
 
-/// Longest message id.
-pub const MAX_MESSAGE_ID_LEN: usize = 128;
-/// Longest user name.
-pub const MAX_USER_LEN: usize = 64;
 /// Longest thread title.
 pub const MAX_TITLE_LEN: usize = 256;
 /// Most members in a thread.
@@ -94,6 +96,21 @@ fn read_str(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<Strin
     String::from_utf8(b.to_vec()).map_err(|_| WireError::Invalid { field })
 }
 
+/// Reads an identifier and checks it against its rule in [`crate::ids`].
+fn read_id(
+    r: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+    valid: fn(&str) -> bool,
+) -> Result<String, WireError> {
+    let s = read_str(r, field, max)?;
+    if valid(&s) {
+        Ok(s)
+    } else {
+        Err(WireError::Invalid { field })
+    }
+}
+
 impl Payload {
     /// The canonical encoding (zeroized on drop: it is plaintext).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
@@ -136,11 +153,12 @@ impl Payload {
         r.version(VERSION)?;
         let p = match r.u8("kind")? {
             KIND_TEXT => {
-                let message_id = read_str(&mut r, "message_id", MAX_MESSAGE_ID_LEN)?;
-                let thread_id = read_str(&mut r, "thread_id", MAX_THREAD_ID_LEN)?;
+                let message_id =
+                    read_id(&mut r, "message_id", MAX_MESSAGE_ID_LEN, valid_message_id)?;
+                let thread_id = read_id(&mut r, "thread_id", MAX_THREAD_ID_LEN, valid_thread_id)?;
                 let thread_title = read_str(&mut r, "thread_title", MAX_TITLE_LEN)?;
                 let group = r.flag("thread_kind")?;
-                let sender_user = read_str(&mut r, "sender_user", MAX_USER_LEN)?;
+                let sender_user = read_id(&mut r, "sender_user", MAX_USER_LEN, valid_user_name)?;
                 let sent_ms = r.u64("sent_ms")? as i64;
                 let ttl_expiry_ms = r.u64("ttl_expiry_ms")? as i64;
                 let read_timer_ms =
@@ -166,12 +184,12 @@ impl Payload {
                 Payload::SenderKey(SenderKeyDistribution::parse(d)?)
             }
             KIND_THREAD_INFO => {
-                let thread_id = read_str(&mut r, "thread_id", MAX_THREAD_ID_LEN)?;
+                let thread_id = read_id(&mut r, "thread_id", MAX_THREAD_ID_LEN, valid_thread_id)?;
                 let title = read_str(&mut r, "title", MAX_TITLE_LEN)?;
                 let n = r.count("members", MAX_MEMBERS)?;
                 let mut members = Vec::with_capacity(n);
                 for _ in 0..n {
-                    members.push(read_str(&mut r, "member", MAX_USER_LEN)?);
+                    members.push(read_id(&mut r, "member", MAX_USER_LEN, valid_user_name)?);
                 }
                 Payload::ThreadInfo(ThreadInfo {
                     thread_id,
@@ -228,6 +246,54 @@ mod tests {
             }
         }
         assert_eq!(Payload::parse(&[1, 9]), Err(WireError::UnknownKind(9)));
+    }
+
+    #[test]
+    fn identifiers_outside_their_rules_do_not_parse() {
+        let Payload::Text(good) = samples()[0].clone() else {
+            unreachable!()
+        };
+        let text = |f: &dyn Fn(&mut TextMessage)| {
+            let mut t = good.clone();
+            f(&mut t);
+            Payload::parse(&Payload::Text(t).encode())
+        };
+        assert!(text(&|_| {}).is_ok());
+        for (field, r) in [
+            ("message_id", text(&|t| t.message_id = "a b".into())),
+            ("message_id", text(&|t| t.message_id = String::new())),
+            ("thread_id", text(&|t| t.thread_id = "../etc".into())),
+            ("sender_user", text(&|t| t.sender_user = "Mallory".into())),
+        ] {
+            assert_eq!(r, Err(WireError::Invalid { field }));
+        }
+        let info = |thread: &str, member: &str| {
+            Payload::parse(
+                &Payload::ThreadInfo(ThreadInfo {
+                    thread_id: thread.into(),
+                    title: "t".into(),
+                    members: vec!["alice".into(), member.into()],
+                })
+                .encode(),
+            )
+        };
+        assert!(info("ops", "bob").is_ok());
+        assert_eq!(
+            info("o ps", "bob"),
+            Err(WireError::Invalid { field: "thread_id" })
+        );
+        assert_eq!(
+            info("ops", "Bob"),
+            Err(WireError::Invalid { field: "member" })
+        );
+        let Payload::SenderKey(mut d) = samples()[1].clone() else {
+            unreachable!()
+        };
+        d.thread_id = b"t/1".to_vec();
+        assert_eq!(
+            Payload::parse(&Payload::SenderKey(d).encode()),
+            Err(WireError::Invalid { field: "thread_id" })
+        );
     }
 
     #[test]

@@ -12,13 +12,14 @@
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
+use crate::ids::valid_thread_id_bytes;
 use crate::{Hex, MAX_THREAD_ID_LEN, VERSION, WireError};
 
 /// A member device's sender key for one thread, as handed to the other members.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SenderKeyDistribution {
-    /// The thread this key encrypts for (opaque bytes, at most
-    /// [`MAX_THREAD_ID_LEN`]).
+    /// The thread this key encrypts for: a thread id as
+    /// [`crate::ids::valid_thread_id`] defines it, as bytes.
     pub thread_id: Vec<u8>,
     /// Random identifier of this sender key; group messages name it.
     pub distribution_id: [u8; 16],
@@ -49,6 +50,9 @@ impl SenderKeyDistribution {
         let mut r = Reader::new(bytes);
         r.version(VERSION)?;
         let thread_id = r.var_bytes("thread_id", MAX_THREAD_ID_LEN)?.to_vec();
+        if !valid_thread_id_bytes(&thread_id) {
+            return Err(WireError::Invalid { field: "thread_id" });
+        }
         let d = Self {
             thread_id,
             distribution_id: r.array("distribution_id")?,

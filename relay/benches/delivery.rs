@@ -16,10 +16,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Instant;
 
-use occ_core::retention::SystemClock;
 use occ_core::store::DbKey;
 use occ_core::{Client, EnrolOptions, Recipient};
 
@@ -92,9 +90,8 @@ async fn client(root: &Path, relay: &RelayProcess, name: &str) -> Client {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let c = Client::create(
-        &dir,
-        &DbKey::generate().unwrap(),
-        Arc::new(SystemClock::new()),
+        dir.to_str().unwrap(),
+        DbKey::generate().unwrap().as_bytes().to_vec(),
     )
     .unwrap();
     c.enrol(EnrolOptions {
@@ -117,8 +114,8 @@ async fn one_to_one(n: usize) -> f64 {
     for i in 0..n {
         alice
             .send(
-                Recipient::User("bob".into()),
-                format!("message {i} {}", "x".repeat(100)).as_bytes(),
+                Recipient::User { name: "bob".into() },
+                format!("message {i} {}", "x".repeat(100)).into_bytes(),
                 3600,
                 None,
             )
@@ -133,7 +130,7 @@ async fn one_to_one(n: usize) -> f64 {
     let t = Instant::now();
     let r = bob.receive(0).await.unwrap();
     let secs = t.elapsed().as_secs_f64();
-    assert_eq!(r.messages.len(), n);
+    assert_eq!(r.received().len(), n);
     n as f64 / secs
 }
 
@@ -153,7 +150,7 @@ async fn thread(members: usize, m: usize) -> f64 {
                     id: "big".into(),
                     members: names.clone(),
                 },
-                format!("thread message {i} {}", "y".repeat(100)).as_bytes(),
+                format!("thread message {i} {}", "y".repeat(100)).into_bytes(),
                 3600,
                 None,
             )
@@ -169,7 +166,7 @@ async fn thread(members: usize, m: usize) -> f64 {
     let t = Instant::now();
     let r = reader.receive(0).await.unwrap();
     let secs = t.elapsed().as_secs_f64();
-    assert_eq!(r.messages.len(), m);
+    assert_eq!(r.received().len(), m);
     m as f64 / secs
 }
 
@@ -183,7 +180,7 @@ async fn relay_memory(total: usize) -> (u64, u64, u64, u64, f64) {
     let relay = start_relay(&dir);
     let pid = relay.child.id();
     let bob = client(tmp.path(), &relay, "bob").await;
-    let bob_id = bob.device_id().await;
+    let bob_id = bob.device_id().await.unwrap();
     drop(bob);
     let api = ApiClient::new(&RelayEndpoint {
         url: relay.url.clone(),

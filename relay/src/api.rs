@@ -641,11 +641,16 @@ async fn inbox(
         let notified = notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let rows = lock(&s.db)?.inbox(&device, q.after, limit, now_ms())?;
+        let (rows, prekeys) = {
+            let db = lock(&s.db)?;
+            let rows = db.inbox(&device, q.after, limit, now_ms())?;
+            (rows, db.one_time_prekey_count(&device)?)
+        };
         if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(InboxResponse {
                 messages: rows.into_iter().map(inbox_item).collect(),
                 server_time_ms: now_ms(),
+                one_time_prekeys: Some(prekeys),
             }));
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;

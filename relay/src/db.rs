@@ -232,12 +232,17 @@ impl Db {
             )?;
         }
         insert_prekeys(&tx, device_id, one_time)?;
-        let n: i64 = tx.query_row(
+        tx.commit()?;
+        self.one_time_prekey_count(device_id)
+    }
+
+    /// One-time prekeys held for a device.
+    pub fn one_time_prekey_count(&self, device_id: &str) -> Result<u64, RelayError> {
+        let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM one_time_prekeys WHERE device_id = ?1",
             [device_id],
             |r| r.get(0),
         )?;
-        tx.commit()?;
         Ok(n.max(0) as u64)
     }
 

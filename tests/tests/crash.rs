@@ -3,13 +3,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{Env, texts};
-use occ_core::retention::SystemClock;
-use occ_core::store::DbKey;
 use occ_core::sync::direct_thread_id;
 use occ_core::{Client, Recipient};
 
@@ -26,14 +23,14 @@ fn crash_child_sender() {
     let text = std::env::var("OCC_CHILD_TEXT").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = Client::open(
-            std::path::Path::new(&dir),
-            &DbKey::from_slice(&key).unwrap(),
-            Arc::new(SystemClock::new()),
-        )
-        .unwrap();
+        let client = Client::open(&dir, key).unwrap();
         client
-            .send(Recipient::User("bob".into()), text.as_bytes(), 600, None)
+            .send(
+                Recipient::User { name: "bob".into() },
+                text.as_bytes().to_vec(),
+                600,
+                None,
+            )
             .await
             .unwrap();
         println!("ACCEPTED");
@@ -77,10 +74,15 @@ async fn a_client_killed_between_send_and_answer_delivers_exactly_once() {
     let env = Env::start().await;
     let alice = env.client("alice").await;
     let bob = env.client("bob").await;
-    let bob_id = bob.device_id().await;
+    let bob_id = bob.device_id().await.unwrap();
     // Establish the session first so each message is a single envelope.
     alice
-        .send(Recipient::User("bob".into()), b"warm-up", 600, None)
+        .send(
+            Recipient::User { name: "bob".into() },
+            b"warm-up".to_vec(),
+            600,
+            None,
+        )
         .await
         .unwrap();
     alice.sync().await.unwrap();
@@ -125,8 +127,8 @@ async fn a_client_killed_between_send_and_answer_delivers_exactly_once() {
     assert_eq!(alice.flush().await.unwrap().sent, 0);
 
     let r = bob.sync().await.unwrap();
-    assert_eq!(r.received.len(), 2);
-    assert_eq!(bob.sync().await.unwrap().received.len(), 0);
+    assert_eq!(r.received.received().len(), 2);
+    assert_eq!(bob.sync().await.unwrap().received.received().len(), 0);
     let dm = direct_thread_id("alice", "bob");
     assert_eq!(
         texts(&bob.messages(&dm, 10).await.unwrap()),

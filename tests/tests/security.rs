@@ -3,6 +3,8 @@
 
 mod common;
 
+use occ_core::SecurityEventKind;
+
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -37,13 +39,13 @@ async fn a_wrong_pin_is_refused_and_recorded() {
     let env = Env::start().await;
     let c = env.new_client("alice");
     let events = Arc::new(common::Recorder::default());
-    c.set_listener(events.clone());
+    c.set_listener(Some(events.clone()));
     let mut opts = env.options("alice");
     opts.pins = vec![random_pin()];
     let r = c.enrol(opts).await;
     assert!(matches!(
         events.events().as_slice(),
-        [occ_core::ClientEvent::SecurityAlert { kind, .. }] if kind == "pin_failure"
+        [occ_core::ClientEvent::SecurityAlert { kind, .. }] if *kind == SecurityEventKind::PinFailure
     ));
     match &r {
         Err(Error::PinMismatch { host, presented }) => {
@@ -60,9 +62,9 @@ async fn a_wrong_pin_is_refused_and_recorded() {
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "pin_failure" && e.detail.contains("localhost"))
+            .any(|e| e.kind == SecurityEventKind::PinFailure && e.detail.contains("localhost"))
     );
-    assert!(c.enrolment().await.is_none());
+    assert!(c.enrolment().await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +242,7 @@ async fn an_untrusted_chain_is_a_tls_error_even_with_the_right_pin() {
     opts.ca_pem = None; // public roots do not include the dev CA
     let r = env.new_client("alice").enrol(opts).await;
     assert!(
-        matches!(r, Err(Error::Network(ref m)) if m.contains("TLS")),
+        matches!(r, Err(Error::Untrusted { ref reason }) if reason.contains("TLS")),
         "{r:?}"
     );
 }
@@ -256,15 +258,26 @@ async fn an_acknowledgement_signed_by_another_service_key_is_refused() {
     std::fs::write(env.relay_dir.join("service.key"), key).unwrap();
     env.restart_relay().await;
     let r = alice.connect().await;
-    assert!(matches!(r, Err(Error::UntrustedRelay(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Untrusted { .. })), "{r:?}");
     let events = alice.security_events().await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "relay_unverified"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == SecurityEventKind::RelayUnverified)
+    );
     // Nothing is sent to an unverified relay.
     alice
-        .send(Recipient::User("alice2".into()), b"x", 60, None)
+        .send(
+            Recipient::User {
+                name: "alice2".into(),
+            },
+            b"x".to_vec(),
+            60,
+            None,
+        )
         .await
         .unwrap();
-    assert!(matches!(alice.flush().await, Err(Error::UntrustedRelay(_))));
+    assert!(matches!(alice.flush().await, Err(Error::Untrusted { .. })));
     assert_eq!(alice.outbox_len().await.unwrap(), 1);
 }
 
@@ -378,7 +391,7 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     let env = Env::start().await;
     let alice = env.client("alice").await;
     let bob = env.client("bob").await;
-    let bob_id = bob.device_id().await;
+    let bob_id = bob.device_id().await.unwrap();
     let before = snapshot(&env);
     let http = raw_client(&env);
     let routes: Vec<(&str, String)> = vec![
@@ -510,7 +523,7 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
         assert!(
             matches!(
                 r,
-                Err(TransportError::Rejected { .. } | TransportError::NotFound(_))
+                Err(TransportError::Rejected { .. } | TransportError::NotFound { .. })
             ),
             "{what}: {r:?}"
         );
@@ -521,7 +534,7 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     ));
     assert!(matches!(
         api.bundle(&"cd".repeat(32)).await,
-        Err(TransportError::NotFound(_))
+        Err(TransportError::NotFound { .. })
     ));
     assert!(matches!(
         api.devices("Nobody!").await,
@@ -540,9 +553,14 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     assert_eq!(snapshot(&env), before_bundle_spent);
     // The real clients are unaffected.
     alice
-        .send(Recipient::User("bob".into()), b"still fine", 60, None)
+        .send(
+            Recipient::User { name: "bob".into() },
+            b"still fine".to_vec(),
+            60,
+            None,
+        )
         .await
         .unwrap();
     alice.sync().await.unwrap();
-    assert_eq!(bob.sync().await.unwrap().received.len(), 1);
+    assert_eq!(bob.sync().await.unwrap().received.received().len(), 1);
 }

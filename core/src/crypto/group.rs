@@ -83,6 +83,7 @@ fn check_thread_id(thread_id: &[u8]) -> Result<(), CryptoError> {
 }
 
 /// Our own sending key for one thread.
+#[derive(Clone)]
 pub struct SenderKey {
     thread_id: Vec<u8>,
     distribution_id: [u8; 16],
@@ -190,6 +191,7 @@ impl std::fmt::Debug for SenderKey {
 }
 
 /// Another member's sender key, as received.
+#[derive(Clone)]
 pub struct ReceivedSenderKey {
     distribution_id: [u8; 16],
     chain: Key32,
@@ -304,6 +306,7 @@ impl std::fmt::Debug for ReceivedSenderKey {
 }
 
 /// All sender-key state of one device for one thread.
+#[derive(Clone)]
 pub struct ThreadKeys {
     thread_id: Vec<u8>,
     own: SenderKey,

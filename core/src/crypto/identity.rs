@@ -106,6 +106,7 @@ impl std::fmt::Debug for IdentityPublic {
 
 /// A device's identity key pair. Secrets are zeroized on drop (by the dalek
 /// types) and never appear in `Debug`.
+#[derive(Clone)]
 pub struct IdentityKeyPair {
     signing: SigningKey,
     dh: StaticSecret,

@@ -33,6 +33,7 @@ pub const MAX_ONE_TIME_PREKEYS: usize = 1000;
 
 const STATE_TAG: u8 = b'A';
 
+#[derive(Clone)]
 struct SignedPreKey {
     id: u32,
     secret: StaticSecret,
@@ -41,12 +42,14 @@ struct SignedPreKey {
     created_at: u64,
 }
 
+#[derive(Clone)]
 struct OneTimePreKey {
     secret: StaticSecret,
     public: [u8; 32],
 }
 
 /// A device's long-term key material.
+#[derive(Clone)]
 pub struct Account {
     identity: IdentityKeyPair,
     /// Oldest first; one or two entries.
@@ -171,6 +174,24 @@ impl Account {
             out.push((id, public));
         }
         Ok(out)
+    }
+
+    /// Generates `count` one-time prekeys to publish, first deleting the
+    /// oldest held ones if the account would otherwise exceed
+    /// [`MAX_ONE_TIME_PREKEYS`]. Keys the relay handed out but no initiator
+    /// ever used (a drained relay) pile up otherwise; the oldest are the
+    /// least likely to still be in flight.
+    pub fn replenish_one_time_prekeys(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<(u32, [u8; 32])>, CryptoError> {
+        let count = count.min(MAX_ONE_TIME_PREKEYS);
+        while self.one_time_prekeys.len() + count > MAX_ONE_TIME_PREKEYS {
+            if self.one_time_prekeys.pop_first().is_none() {
+                break;
+            }
+        }
+        self.generate_one_time_prekeys(count)
     }
 
     /// Public halves of every unused one-time prekey.

@@ -144,7 +144,7 @@ impl Store {
         mime: &str,
         data: &[u8],
     ) -> Result<String, StoreError> {
-        check_id("a message id", message_id)?;
+        check_id(message_id)?;
         if mime.is_empty() || mime.len() > 128 {
             return Err(StoreError::InvalidInput(
                 "a MIME type is 1 to 128 bytes".into(),
@@ -164,10 +164,7 @@ impl Store {
         let sealed = encrypt_file(&key, &id, data)?;
         let path = self.attachment_path(&file_name);
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
+            let mut f = super::files::create_new_private(&path)?;
             f.write_all(&sealed)?;
             f.sync_all()
         };

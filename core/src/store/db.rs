@@ -12,7 +12,6 @@
 //!   random 256-bit key. If the key matches the check but the file will not
 //!   open, the file is [`StoreError::Corrupt`]; otherwise [`StoreError::WrongKey`].
 
-use std::io::Write;
 use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -83,10 +82,7 @@ const KEY_CHECK_NEW: &str = "keycheck.new";
 /// Writes the key check for `key` atomically (temp file, fsync, rename).
 pub(crate) fn write_key_check(dir: &Path, key: &DbKey) -> Result<(), StoreError> {
     let tmp = dir.join(KEY_CHECK_NEW);
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| StoreError::io("write the key check", &tmp, e))?;
-    f.write_all(&key.check_value())
-        .and_then(|_| f.sync_all())
+    super::files::write_private(&tmp, &key.check_value())
         .map_err(|e| StoreError::io("write the key check", &tmp, e))?;
     let dst = dir.join(KEY_CHECK_FILE);
     std::fs::rename(&tmp, &dst).map_err(|e| StoreError::io("write the key check", &dst, e))
@@ -178,7 +174,7 @@ fn apply_pragmas(conn: &Connection) -> Result<(), StoreError> {
 /// afterwards; until then either key's check is accepted for classification.
 pub(crate) fn rekey(conn: &Connection, dir: &Path, new_key: &DbKey) -> Result<(), StoreError> {
     let tmp = dir.join(KEY_CHECK_NEW);
-    std::fs::write(&tmp, new_key.check_value())
+    super::files::write_private(&tmp, &new_key.check_value())
         .map_err(|e| StoreError::io("write the key check", &tmp, e))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;

@@ -1,4 +1,4 @@
-//! Threads and messages.
+//! Messages.
 //!
 //! Every read of a message applies the deletion deadline at trusted time: a
 //! row past `deadline_ms` or older than the keep period is never returned,
@@ -8,55 +8,13 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::threads::{self, OnExisting, ThreadKind};
 use super::{Store, StoreError, persist_high_water};
 use crate::retention::intrinsic_deadline;
 
 /// Largest message body the store accepts (1 MiB; bigger content travels as
 /// an attachment).
 pub const MAX_BODY_LEN: usize = 1 << 20;
-/// Largest message or thread identifier, in bytes.
-pub const MAX_ID_LEN: usize = 128;
-
-/// A 1:1 conversation or a group thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ThreadKind {
-    /// Two users.
-    Direct,
-    /// A topic among users and teams (sender keys).
-    Group,
-}
-
-impl ThreadKind {
-    fn to_i64(self) -> i64 {
-        match self {
-            ThreadKind::Direct => 0,
-            ThreadKind::Group => 1,
-        }
-    }
-
-    fn from_i64(v: i64) -> Self {
-        if v == 1 {
-            ThreadKind::Group
-        } else {
-            ThreadKind::Direct
-        }
-    }
-}
-
-/// A thread as listed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ThreadSummary {
-    /// Identifier.
-    pub id: String,
-    /// Display title.
-    pub title: String,
-    /// Direct or group.
-    pub kind: ThreadKind,
-    /// When the thread was first stored (trusted time, ms).
-    pub created_ms: i64,
-    /// When its latest message was stored (trusted time, ms).
-    pub last_ms: i64,
-}
 
 /// A message to store.
 #[derive(Clone, Debug)]
@@ -133,31 +91,21 @@ impl std::fmt::Debug for StoredMessage {
     }
 }
 
-/// Identifiers are printable ASCII without separators: they appear in logs,
-/// the purge log and file names.
-pub(crate) fn check_id(what: &str, id: &str) -> Result<(), StoreError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@'));
-    if ok {
+/// A message id must follow [`occ_protocol::ids::valid_message_id`].
+pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
+    if occ_protocol::ids::valid_message_id(id) {
         Ok(())
     } else {
         Err(StoreError::InvalidInput(format!(
-            "{what} must be 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 - _ . : @"
+            "a message id must be 1 to {} characters of A-Z a-z 0-9 - _ . : @",
+            occ_protocol::ids::MAX_MESSAGE_ID_LEN
         )))
     }
 }
 
 fn validate(m: &NewMessage<'_>) -> Result<(), StoreError> {
-    check_id("a message id", m.id)?;
-    check_id("a thread id", m.thread_id)?;
-    if m.thread_id.len() > occ_protocol::MAX_THREAD_ID_LEN {
-        return Err(StoreError::InvalidInput(
-            "a thread id is at most 64 bytes".into(),
-        ));
-    }
+    check_id(m.id)?;
+    threads::check_id(m.thread_id)?;
     if m.sender.is_empty() || m.sender.len() > 256 {
         return Err(StoreError::InvalidInput(
             "a sender is 1 to 256 bytes".into(),
@@ -199,23 +147,6 @@ fn row_to_message(r: &Row<'_>, keep_ms: i64) -> rusqlite::Result<StoredMessage> 
     })
 }
 
-/// Creates a thread with `title` and `kind`, or, if it exists, only marks it
-/// active at `now`.
-pub(crate) fn touch_thread_in(
-    conn: &Connection,
-    id: &str,
-    title: &str,
-    kind: ThreadKind,
-    now: i64,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?4)
-         ON CONFLICT(id) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
-        params![id, title, kind.to_i64(), now],
-    )?;
-    Ok(())
-}
-
 /// Inserts one message inside the caller's transaction.
 pub(crate) fn insert_in(
     conn: &Connection,
@@ -232,7 +163,14 @@ pub(crate) fn insert_in(
     if purged {
         return Ok(Inserted::Duplicate);
     }
-    touch_thread_in(conn, m.thread_id, m.thread_id, ThreadKind::Direct, now)?;
+    threads::upsert_in(
+        conn,
+        m.thread_id,
+        m.thread_id,
+        ThreadKind::Direct,
+        now,
+        OnExisting::MarkActive,
+    )?;
     let deadline = intrinsic_deadline(m.ttl_expiry_ms, None, m.read_timer_ms);
     let n = conn.execute(
         "INSERT INTO messages (id, thread_id, sender, outgoing, body, sent_ms, received_ms,
@@ -260,48 +198,6 @@ pub(crate) fn insert_in(
 }
 
 impl Store {
-    /// Creates or renames a thread.
-    pub fn upsert_thread(
-        &mut self,
-        id: &str,
-        title: &str,
-        kind: ThreadKind,
-    ) -> Result<(), StoreError> {
-        check_id("a thread id", id)?;
-        if title.len() > 256 {
-            return Err(StoreError::InvalidInput(
-                "a thread title is at most 256 bytes".into(),
-            ));
-        }
-        let now = self.now_ms();
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT(id) DO UPDATE SET title = excluded.title, kind = excluded.kind",
-            params![id, title, kind.to_i64(), now],
-        )?;
-        persist_high_water(&tx, now)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Every thread, most recently active first.
-    pub fn threads(&self) -> Result<Vec<ThreadSummary>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, title, kind, created_ms, last_ms FROM threads ORDER BY last_ms DESC, id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ThreadSummary {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                kind: ThreadKind::from_i64(r.get(2)?),
-                created_ms: r.get(3)?,
-                last_ms: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// Stores one message (one transaction).
     pub fn insert_message(&mut self, m: &NewMessage<'_>) -> Result<Inserted, StoreError> {
         let now = self.now_ms();

@@ -2,14 +2,23 @@
 //!
 //! - [`db`]: keying, pragmas, key check, rekey.
 //! - [`migrations`]: the schema, versioned in `user_version`.
-//! - [`messages`]: threads and messages; every content read filters on the
-//!   deletion deadline against trusted time.
+//! - [`messages`]: messages; every content read filters on the deletion
+//!   deadline against trusted time.
+//! - [`threads`]: threads and their member lists (one upsert).
 //! - [`attachments`]: files encrypted with their own random key, kept only in
 //!   the database (crypto-shredding).
-//! - [`sessions`]: persisted crypto state (account, sessions, sender keys).
-//! - [`outbox`]: the durable outbox and sync bookkeeping (contacts, thread
-//!   members, sender-key sharing, security events).
-//! - [`profiles`]: [`ProfileManager`] for shared devices.
+//! - [`crypto_state`]: persisted crypto state (account, sessions, sender keys).
+//! - `outbox`: the durable outbox.
+//! - `config`, `contacts`, `distributions`: the sync engine's bookkeeping
+//!   (enrolment and inbox cursor; which user each device belongs to; who
+//!   holds which thread sender key).
+//! - [`security_events`]: refused input and relay failures (metadata only).
+//! - `settings`: the keep period and the organisation maximum.
+//! - [`purge`]: real deletion of everything past its deadline.
+//! - [`profiles`]: [`ProfileDirs`], the directory layout of shared-device
+//!   profiles (apps use `occ_core::ProfileManager`, which hands out clients).
+//!
+//! Every SQL statement of occ-core lives in this module.
 //!
 //! Invariants:
 //! - Every write is one transaction; a crash leaves whole rows or none.
@@ -23,25 +32,36 @@
 //! `attachments/<random>.bin`.
 
 pub mod attachments;
+pub(crate) mod config;
+pub(crate) mod contacts;
+pub mod crypto_state;
 pub mod db;
+pub(crate) mod distributions;
+mod files;
 pub mod messages;
 pub mod migrations;
-pub mod outbox;
+pub(crate) mod outbox;
 pub mod profiles;
-pub mod sessions;
+pub mod purge;
+pub mod security_events;
+mod settings;
+pub mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use rusqlite::{Connection, ErrorCode};
 
 pub use attachments::AttachmentInfo;
 pub use db::DbKey;
-pub use messages::{Inserted, NewMessage, StoredMessage, ThreadKind, ThreadSummary};
-pub use profiles::ProfileManager;
+pub use messages::{Inserted, NewMessage, StoredMessage};
+pub use profiles::ProfileDirs;
+pub use purge::PurgeLogEntry;
+pub use security_events::{SecurityEvent, SecurityEventKind};
+pub use threads::{ThreadKind, ThreadSummary};
 
 use crate::crypto::CryptoError;
-use crate::retention::{Clock, TrustedTime, effective_keep_period};
+use crate::retention::{Clock, TrustedTime};
 
 /// Database file name inside a profile directory.
 pub const DB_FILE: &str = "occ.db";
@@ -177,6 +197,9 @@ impl Store {
             )));
         }
         db::write_key_check(dir, key)?;
+        let db = dir.join(DB_FILE);
+        files::create_new_private(&db)
+            .map_err(|e| StoreError::io("create the database", &db, e))?;
         Self::open_inner(dir, Some(key), true, clock)
     }
 
@@ -205,7 +228,7 @@ impl Store {
         let mut conn = db::open_connection(&dir.join(DB_FILE), key, create)?;
         migrations::migrate_to(&mut conn, migrations::SCHEMA_VERSION)?;
         let attachments = dir.join(ATTACHMENT_DIR);
-        std::fs::create_dir_all(&attachments)
+        files::create_private_dir_all(&attachments)
             .map_err(|e| StoreError::io("create the attachment directory", &attachments, e))?;
         let high_water: i64 =
             conn.query_row("SELECT high_water_ms FROM clock WHERE id = 1", [], |r| {
@@ -255,74 +278,6 @@ impl Store {
         db::rekey(&self.conn, &self.dir, new_key)
     }
 
-    fn setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    }
-
-    fn set_setting(&mut self, key: &str, value: i64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )?;
-        Ok(())
-    }
-
-    /// The device's keep-period setting, if set.
-    pub fn keep_period_setting_ms(&self) -> Result<Option<i64>, StoreError> {
-        self.setting("keep_period_ms")
-    }
-
-    /// The organisation's maximum keep period, if policy sets one.
-    pub fn org_max_keep_period_ms(&self) -> Result<Option<i64>, StoreError> {
-        self.setting("org_max_keep_ms")
-    }
-
-    /// The keep period in force: the device setting (default 30 days) capped
-    /// by the organisation maximum.
-    pub fn keep_period_ms(&self) -> Result<i64, StoreError> {
-        Ok(effective_keep_period(
-            self.keep_period_setting_ms()?,
-            self.org_max_keep_period_ms()?,
-        ))
-    }
-
-    /// Sets the device keep period. Refused above the organisation maximum.
-    /// Content already past the old keep period is purged first, so a longer
-    /// period cannot bring it back.
-    pub fn set_keep_period_ms(&mut self, keep_ms: i64) -> Result<(), StoreError> {
-        if keep_ms <= 0 {
-            return Err(StoreError::InvalidInput(
-                "the keep period must be positive".into(),
-            ));
-        }
-        if let Some(max) = self.org_max_keep_period_ms()?
-            && keep_ms > max
-        {
-            return Err(StoreError::InvalidInput(format!(
-                "keep period {keep_ms} ms exceeds the organisation maximum of {max} ms"
-            )));
-        }
-        self.purge()?;
-        self.set_setting("keep_period_ms", keep_ms)
-    }
-
-    /// Sets the organisation maximum (from verified policy). A lower maximum
-    /// takes effect at once.
-    pub fn set_org_max_keep_period_ms(&mut self, max_ms: i64) -> Result<(), StoreError> {
-        if max_ms <= 0 {
-            return Err(StoreError::InvalidInput(
-                "the maximum keep period must be positive".into(),
-            ));
-        }
-        self.purge()?;
-        self.set_setting("org_max_keep_ms", max_ms)
-    }
-
     /// Deletes files in the attachment directory that no row references: left
     /// by a crash between writing a file and committing its row, or between a
     /// purge's commit and its unlink. Their keys are not in the database, so
@@ -356,6 +311,29 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
+    }
+}
+
+/// Runs `f` inside a savepoint of the caller's open transaction: its writes
+/// are kept if it returns `Ok` and undone if it returns `Err`, while the rest
+/// of the transaction goes on.
+pub(crate) fn savepoint<T, E: From<StoreError>>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    conn.execute_batch("SAVEPOINT item")
+        .map_err(|e| E::from(e.into()))?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("RELEASE item")
+                .map_err(|e| E::from(e.into()))?;
+            Ok(v)
+        }
+        Err(err) => {
+            conn.execute_batch("ROLLBACK TO item; RELEASE item")
+                .map_err(|e| E::from(e.into()))?;
+            Err(err)
+        }
     }
 }
 

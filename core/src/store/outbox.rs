@@ -1,4 +1,4 @@
-//! The durable outbox and the sync bookkeeping tables.
+//! The durable outbox.
 //!
 //! A message accepted by `send` is one transaction: its row in `messages`
 //! (the sender's own copy) and its outbox row holding the plaintext payload.
@@ -7,83 +7,137 @@
 //! transaction that saves the advanced ratchet states. From then on a retry
 //! resends exactly those bytes under the same key, so the relay queues the
 //! message exactly once however often the client crashes and retries.
-//!
-//! The other tables here: enrolment `config`, `contacts` (which user a device
-//! belongs to, first seen), `thread_members`, sender-key bookkeeping (which
-//! device has our current distribution; which thread a distribution id
-//! belongs to) and `security_events` (for the audit trail).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{Store, StoreError};
 
 /// An outbox row.
 #[derive(Clone, Debug)]
-pub struct OutboxRow {
+pub(crate) struct OutboxRow {
     /// Queue position.
-    pub seq: i64,
+    pub(crate) seq: i64,
     /// The relay idempotency key.
-    pub idempotency_key: String,
+    pub(crate) idempotency_key: String,
     /// The local message id.
-    pub message_id: String,
-    /// `user:<name>` or `thread:<id>`.
-    pub target: String,
+    pub(crate) message_id: String,
+    /// Where it goes.
+    pub(crate) target: Target,
     /// Encoded plaintext payload (empty once sealed).
-    pub payload: Vec<u8>,
-    /// TTL to ask the relay for.
-    pub ttl_secs: i64,
-    /// When the message expires (not sent after that).
-    pub expires_ms: i64,
+    pub(crate) payload: Vec<u8>,
+    /// TTL to ask the relay for, seconds.
+    pub(crate) ttl_secs: i64,
+    /// When the message expires (never sent after that).
+    pub(crate) expires_ms: i64,
     /// The sealed `SendRequest` JSON, once encrypted.
-    pub sealed: Option<String>,
-    /// Attempts so far.
-    pub attempts: i64,
-    /// Not before.
-    pub next_attempt_ms: i64,
+    pub(crate) sealed: Option<String>,
+    /// Failed attempts so far.
+    pub(crate) attempts: i64,
+    /// Not before, ms.
+    pub(crate) next_attempt_ms: i64,
 }
 
-/// Adds an outbox row.
-#[allow(clippy::too_many_arguments)]
+/// Where an outbox row goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// Every device of one user.
+    User(String),
+    /// Every member device of a thread.
+    Thread(String),
+}
+
+impl Target {
+    fn encode(&self) -> String {
+        match self {
+            Target::User(u) => format!("user:{u}"),
+            Target::Thread(t) => format!("thread:{t}"),
+        }
+    }
+
+    fn decode(s: &str) -> Result<Self, StoreError> {
+        if let Some(u) = s.strip_prefix("user:") {
+            Ok(Target::User(u.to_string()))
+        } else if let Some(t) = s.strip_prefix("thread:") {
+            Ok(Target::Thread(t.to_string()))
+        } else {
+            Err(StoreError::Corrupt(format!("unknown outbox target {s:?}")))
+        }
+    }
+}
+
+/// A row to queue.
+pub(crate) struct NewOutboxRow<'a> {
+    pub(crate) idempotency_key: &'a str,
+    pub(crate) message_id: &'a str,
+    pub(crate) target: &'a Target,
+    pub(crate) payload: &'a [u8],
+    pub(crate) ttl_secs: i64,
+    pub(crate) expires_ms: i64,
+}
+
+/// Adds an outbox row (inside the caller's transaction).
 pub(crate) fn enqueue_in(
     conn: &Connection,
     now: i64,
-    idempotency_key: &str,
-    message_id: &str,
-    target: &str,
-    payload: &[u8],
-    ttl_secs: i64,
-    expires_ms: i64,
+    row: &NewOutboxRow<'_>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO outbox (idempotency_key, message_id, payload, created_ms, attempts, next_attempt_ms,
                              target, ttl_secs, expires_ms, sealed)
          VALUES (?1, ?2, ?3, ?4, 0, ?4, ?5, ?6, ?7, NULL)",
-        params![idempotency_key, message_id, payload, now, target, ttl_secs, expires_ms],
+        params![
+            row.idempotency_key,
+            row.message_id,
+            row.payload,
+            now,
+            row.target.encode(),
+            row.ttl_secs,
+            row.expires_ms
+        ],
     )?;
     Ok(())
 }
 
-/// Every outbox row, oldest first.
-pub(crate) fn rows(conn: &Connection) -> Result<Vec<OutboxRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, idempotency_key, message_id, target, payload, ttl_secs, expires_ms, sealed, attempts,
-                next_attempt_ms FROM outbox ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(OutboxRow {
+const COLUMNS: &str = "seq, idempotency_key, message_id, target, payload, ttl_secs, expires_ms, \
+                       sealed, attempts, next_attempt_ms";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(OutboxRow, String)> {
+    Ok((
+        OutboxRow {
             seq: r.get(0)?,
             idempotency_key: r.get(1)?,
             message_id: r.get(2)?,
-            target: r.get(3)?,
+            target: Target::User(String::new()),
             payload: r.get(4)?,
             ttl_secs: r.get(5)?,
             expires_ms: r.get(6)?,
             sealed: r.get(7)?,
             attempts: r.get(8)?,
             next_attempt_ms: r.get(9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        },
+        r.get(3)?,
+    ))
+}
+
+fn with_target((mut row, target): (OutboxRow, String)) -> Result<OutboxRow, StoreError> {
+    row.target = Target::decode(&target)?;
+    Ok(row)
+}
+
+/// Every outbox row, oldest first.
+pub(crate) fn rows(conn: &Connection) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY seq"))?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.map(|r| with_target(r?)).collect()
+}
+
+/// One outbox row, if it is still queued.
+pub(crate) fn row(conn: &Connection, seq: i64) -> Result<Option<OutboxRow>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM outbox WHERE seq = ?1"))?
+        .query_row([seq], from_row)
+        .optional()?
+        .map(with_target)
+        .transpose()
 }
 
 /// Stores the sealed request and drops the plaintext payload.
@@ -114,189 +168,32 @@ pub(crate) fn defer_in(
     Ok(())
 }
 
-/// A config value.
-pub(crate) fn config_get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+/// When the oldest row may next be attempted (`None` when the outbox is
+/// empty). A row that has expired is due at once (to be dropped).
+pub(crate) fn next_due_ms(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row("SELECT value FROM config WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT min(next_attempt_ms, expires_ms) FROM outbox ORDER BY seq LIMIT 1")?
+        .query_row([], |r| r.get(0))
         .optional()?)
 }
 
-/// Sets a config value.
-pub(crate) fn config_set(conn: &Connection, key: &str, value: &[u8]) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO config (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
-}
-
-/// The user a device belongs to, if known.
-pub(crate) fn contact_user(
-    conn: &Connection,
-    device: &[u8; 32],
-) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT user FROM contacts WHERE device_id = ?1",
-            [&device[..]],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
-/// Records a device of a user (first seen wins; a device never changes user).
-pub(crate) fn contact_add(
-    conn: &Connection,
-    now: i64,
-    device: &[u8; 32],
-    user: &str,
-    identity: &[u8],
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO contacts (device_id, user, identity, first_seen_ms) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(device_id) DO NOTHING",
-        params![&device[..], user, identity, now],
-    )?;
-    Ok(())
-}
-
-/// Members of a thread.
-pub(crate) fn members(conn: &Connection, thread_id: &str) -> Result<Vec<String>, StoreError> {
+/// Drops every row whose message expired before it could be sent; returns
+/// their message ids (inside the purge's transaction).
+pub(crate) fn drop_expired_in(conn: &Connection, now: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt =
-        conn.prepare_cached("SELECT user FROM thread_members WHERE thread_id = ?1 ORDER BY user")?;
-    let rows = stmt.query_map([thread_id], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        conn.prepare_cached("DELETE FROM outbox WHERE expires_ms <= ?1 RETURNING message_id")?;
+    let ids = stmt
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
 }
 
-/// Replaces the member list of a thread.
-pub(crate) fn set_members(
-    conn: &Connection,
-    thread_id: &str,
-    users: &[String],
-) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM thread_members WHERE thread_id = ?1",
-        [thread_id],
-    )?;
-    let mut stmt = conn
-        .prepare_cached("INSERT OR IGNORE INTO thread_members (thread_id, user) VALUES (?1, ?2)")?;
-    for u in users {
-        stmt.execute([thread_id, u.as_str()])?;
-    }
-    Ok(())
-}
-
-/// Which distribution of ours a device holds for a thread.
-pub(crate) fn shared_distribution(
-    conn: &Connection,
-    thread_id: &str,
-    device: &[u8; 32],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT distribution_id FROM sender_key_shared WHERE thread_id = ?1 AND device_id = ?2",
-            params![thread_id, &device[..]],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
-/// Notes that a device now holds our distribution for a thread.
-pub(crate) fn mark_shared(
-    conn: &Connection,
-    thread_id: &str,
-    device: &[u8; 32],
-    distribution: &[u8],
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO sender_key_shared (thread_id, device_id, distribution_id) VALUES (?1, ?2, ?3)
-         ON CONFLICT(thread_id, device_id) DO UPDATE SET distribution_id = excluded.distribution_id",
-        params![thread_id, &device[..], distribution],
-    )?;
-    Ok(())
-}
-
-/// Maps a received distribution id to its thread.
-pub(crate) fn index_distribution(
-    conn: &Connection,
-    distribution: &[u8],
-    thread_id: &str,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO sender_key_index (distribution_id, thread_id) VALUES (?1, ?2)
-         ON CONFLICT(distribution_id) DO NOTHING",
-        params![distribution, thread_id],
-    )?;
-    Ok(())
-}
-
-/// The thread a distribution id belongs to.
-pub(crate) fn thread_of_distribution(
-    conn: &Connection,
-    distribution: &[u8],
-) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT thread_id FROM sender_key_index WHERE distribution_id = ?1",
-            [distribution],
-            |r| r.get(0),
-        )
-        .optional()?)
-}
-
-/// Appends a security event (no content, no secrets).
-pub(crate) fn security_event_in(
-    conn: &Connection,
-    now: i64,
-    kind: &str,
-    detail: &str,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO security_events (at_ms, kind, detail) VALUES (?1, ?2, ?3)",
-        params![now, kind, detail],
-    )?;
-    Ok(())
-}
-
-/// A recorded security event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecurityEvent {
-    /// When (trusted time), ms.
-    pub at_ms: i64,
-    /// Kind, e.g. `pin_failure`.
-    pub kind: String,
-    /// Metadata only.
-    pub detail: String,
-}
-
-impl super::Store {
-    /// Security events recorded so far, oldest first.
-    pub fn security_events(&self) -> Result<Vec<SecurityEvent>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at_ms, kind, detail FROM security_events ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SecurityEvent {
-                at_ms: r.get(0)?,
-                kind: r.get(1)?,
-                detail: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Records a security event.
-    pub fn record_security_event(&mut self, kind: &str, detail: &str) -> Result<(), StoreError> {
-        let now = self.now_ms();
-        security_event_in(&self.conn, now, kind, detail)
-    }
-
+impl Store {
     /// Number of messages waiting in the outbox.
-    pub fn outbox_len(&self) -> Result<i64, StoreError> {
-        Ok(self
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

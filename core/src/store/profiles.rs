@@ -22,7 +22,7 @@ use super::{DB_FILE, Store, StoreError};
 use crate::retention::{Clock, SystemClock};
 
 /// Creates, lists, opens and wipes profiles under one root directory.
-pub struct ProfileManager {
+pub struct ProfileDirs {
     root: PathBuf,
     clock: Arc<dyn Clock>,
 }
@@ -48,25 +48,16 @@ fn random_suffix() -> Result<String, StoreError> {
     Ok(hex::encode(b))
 }
 
-#[cfg(unix)]
-fn make_private_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o700).create(path)
-}
+use super::files::create_private_dir as make_private_dir;
 
-#[cfg(not(unix))]
-fn make_private_dir(path: &Path) -> std::io::Result<()> {
-    std::fs::create_dir(path)
-}
-
-impl ProfileManager {
+impl ProfileDirs {
     /// A manager for profiles under `root` (created, private, if missing),
     /// using the system clock.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         Self::with_clock(root, Arc::new(SystemClock::new()))
     }
 
-    /// As [`ProfileManager::new`] with a given clock.
+    /// As [`ProfileDirs::new`] with a given clock.
     pub fn with_clock(root: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let root = root.into();
         if !root.exists() {
@@ -177,9 +168,9 @@ impl ProfileManager {
     }
 }
 
-impl std::fmt::Debug for ProfileManager {
+impl std::fmt::Debug for ProfileDirs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProfileManager")
+        f.debug_struct("ProfileDirs")
             .field("root", &self.root)
             .finish_non_exhaustive()
     }

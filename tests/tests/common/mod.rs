@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use occ_core::retention::SystemClock;
 use occ_core::store::DbKey;
 use occ_core::{Client, EnrolOptions};
 use occ_relay::{Hooks, RelayConfig, RelayHandle, TlsSource};
@@ -104,7 +103,7 @@ impl Env {
             .lock()
             .unwrap()
             .push((name.to_string(), key.clone()));
-        Client::create(&dir, &key, Arc::new(SystemClock::new())).unwrap()
+        Client::create(dir.to_str().unwrap(), key.as_bytes().to_vec()).unwrap()
     }
 
     /// A new profile for `name`, enrolled with this relay.
@@ -120,9 +119,8 @@ impl Env {
 
     pub fn reopen(&self, name: &str) -> Client {
         Client::open(
-            &self.profile_dir(name),
-            &self.key_of(name),
-            Arc::new(SystemClock::new()),
+            self.profile_dir(name).to_str().unwrap(),
+            self.key_of(name).as_bytes().to_vec(),
         )
         .unwrap()
     }

@@ -10,6 +10,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::threads::{self, OnExisting, ThreadKind};
 use super::{Store, StoreError, persist_high_water};
 use crate::crypto::{Account, DeviceId, Session, ThreadKeys};
 
@@ -50,10 +51,13 @@ pub(crate) fn save_thread_keys_in(
 ) -> Result<(), StoreError> {
     let thread_id = std::str::from_utf8(keys.thread_id())
         .map_err(|_| StoreError::InvalidInput("thread ids are UTF-8".into()))?;
-    conn.execute(
-        "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES (?1, ?1, 1, ?2, ?2)
-         ON CONFLICT(id) DO NOTHING",
-        params![thread_id, now],
+    threads::upsert_in(
+        conn,
+        thread_id,
+        thread_id,
+        ThreadKind::Group,
+        now,
+        OnExisting::Keep,
     )?;
     conn.execute(
         "INSERT INTO sender_keys (thread_id, state) VALUES (?1, ?2)
@@ -77,6 +81,13 @@ pub(crate) fn load_sessions_in(
         .into_iter()
         .map(|b| Session::from_bytes(&zeroize::Zeroizing::new(b)).map_err(StoreError::from))
         .collect()
+}
+
+/// Whether any session with `peer` is stored.
+pub(crate) fn has_session(conn: &Connection, peer: &DeviceId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM sessions WHERE peer_device = ?1")?
+        .exists([&peer.0[..]])?)
 }
 
 pub(crate) fn load_thread_keys_in(

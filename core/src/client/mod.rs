@@ -1,0 +1,451 @@
+//! The `Client` facade: everything an app (or the terminal client, or the
+//! UniFFI bindings) needs, over one open profile. Its shape is the FFI's:
+//! named records, `u32`/`u64` counts, `String` paths and ids, the database
+//! key as bytes, one error enum.
+//!
+//! - Lifecycle: [`Client::create`] makes a profile in an empty directory
+//!   (identity and prekeys generated), [`Client::enrol`] registers it with a
+//!   relay (URL, pins, optional private CA, user name) and remembers the
+//!   relay's service key; [`Client::open`] reopens it; [`Client::close`]
+//!   closes it (every later call fails with [`Error::Closed`]). Apps with
+//!   several profiles on one device use [`ProfileManager`]. A profile is open
+//!   at most once per process.
+//! - Sending: [`Client::send`] is durable acceptance; delivery happens in
+//!   [`Client::flush`], [`Client::sync`] or background sync
+//!   ([`Client::start_sync`]).
+//! - Reading: [`Client::threads`], [`Client::messages`], [`Client::message`]
+//!   never wait for the network: they hold the profile's lock only for their
+//!   own query, so they answer in milliseconds while a long-poll runs.
+//! - Events go to one [`EventListener`] after each change is stored.
+//!
+//! Every operation runs with panics contained (they become
+//! [`Error::Internal`]), and every future is `Send` and, once the client is
+//! in an `Arc`, `'static` — as the bindings' async runtime requires.
+
+mod background;
+mod guard;
+mod profiles;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use zeroize::Zeroizing;
+
+pub use background::{SyncHandle, SyncOptions};
+pub use profiles::ProfileManager;
+
+use crate::crypto::Account;
+use crate::error::{Error, Result};
+use crate::events::{ClientEvent, EventListener};
+use crate::retention::{Clock, PurgeReport, SystemClock};
+use crate::store::{DbKey, SecurityEvent, Store, StoredMessage, ThreadSummary};
+use crate::sync::connection::{EnrolOptions, RelaySession};
+use crate::sync::outgoing::FlushMode;
+use crate::sync::{
+    DeliveryFailure, Engine, Enrolment, FlushReport, Local, PrekeyReport, ReceiveReport, Recipient,
+};
+use guard::{guarded, guarded_sync};
+
+/// What one [`Client::sync`] pass did: both directions, always.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Outgoing messages the relay accepted.
+    pub sent: u32,
+    /// Outgoing messages still queued.
+    pub pending: u32,
+    /// Outgoing messages dropped as undeliverable.
+    pub failed: Vec<DeliveryFailure>,
+    /// Why sending stopped early, if it did (receiving ran regardless).
+    pub send_error: Option<Error>,
+    /// What the inbox held.
+    pub received: ReceiveReport,
+}
+
+/// The device's retention settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The keep period in force (the device setting, or the 30-day default,
+    /// capped by the organisation maximum), seconds.
+    pub keep_period_secs: u64,
+    /// The organisation's maximum keep period, if policy sets one, seconds.
+    pub org_max_keep_period_secs: Option<u64>,
+}
+
+/// Profiles open in this process, by directory: one engine per profile, so
+/// two clients never hold diverging copies of its keys.
+type OpenProfiles = Mutex<Vec<(PathBuf, Weak<Engine>)>>;
+
+fn open_profiles() -> &'static OpenProfiles {
+    static OPEN: OnceLock<OpenProfiles> = OnceLock::new();
+    OPEN.get_or_init(Mutex::default)
+}
+
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// The open engine of a profile directory, if any.
+pub(crate) fn open_engine(dir: &Path) -> Option<Arc<Engine>> {
+    let dir = canonical(dir);
+    let mut open = open_profiles()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    open.retain(|(_, e)| e.upgrade().is_some_and(|e| !e.is_closed()));
+    open.iter()
+        .find(|(d, _)| *d == dir)
+        .and_then(|(_, e)| e.upgrade())
+}
+
+fn key_from(key: &[u8]) -> Result<DbKey> {
+    Ok(DbKey::from_slice(key)?)
+}
+
+/// An open profile: store, keys and relay connection.
+pub struct Client {
+    engine: Arc<Engine>,
+    runtime: background::Runtime,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Creates a profile in the existing empty directory `dir`, encrypted
+    /// with the 32-byte `key` (keep it in the platform keystore).
+    pub fn create(dir: &str, key: Vec<u8>) -> Result<Self> {
+        Self::create_with_clock(dir, key, Arc::new(SystemClock::new()))
+    }
+
+    /// Opens the profile in `dir` with its `key`.
+    pub fn open(dir: &str, key: Vec<u8>) -> Result<Self> {
+        Self::open_with_clock(dir, key, Arc::new(SystemClock::new()))
+    }
+
+    /// As [`Client::create`] with an injected clock (tests, demos).
+    pub fn create_with_clock(dir: &str, key: Vec<u8>, clock: Arc<dyn Clock>) -> Result<Self> {
+        let key = Zeroizing::new(key);
+        guarded_sync(|| {
+            let dir = Path::new(dir);
+            Self::refuse_if_open(dir)?;
+            let mut store = Store::create(dir, &key_from(&key)?, clock)?;
+            let account = Account::generate(crate::sync::threads::secs(store.now_ms()))?;
+            store.save_account(&account)?;
+            Self::from_store(store)
+        })
+    }
+
+    /// As [`Client::open`] with an injected clock (tests, demos).
+    pub fn open_with_clock(dir: &str, key: Vec<u8>, clock: Arc<dyn Clock>) -> Result<Self> {
+        let key = Zeroizing::new(key);
+        guarded_sync(|| {
+            let dir = Path::new(dir);
+            Self::refuse_if_open(dir)?;
+            Self::from_store(Store::open(dir, &key_from(&key)?, clock)?)
+        })
+    }
+
+    fn refuse_if_open(dir: &Path) -> Result<()> {
+        if open_engine(dir).is_some() {
+            return Err(Error::invalid(
+                "this profile is already open in this process; close it first",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Wraps an opened store (registered as this process's one client of it).
+    pub(crate) fn from_store(store: Store) -> Result<Self> {
+        let dir = canonical(store.dir());
+        let engine = Arc::new(Engine::new(Local::from_store(store)?));
+        open_profiles()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((dir, Arc::downgrade(&engine)));
+        Ok(Self {
+            engine,
+            runtime: background::Runtime::default(),
+        })
+    }
+
+    /// Closes the profile: background sync stops, the database is closed,
+    /// and every later call fails with [`Error::Closed`]. Idempotent.
+    pub fn close(&self) {
+        self.runtime.stop_all();
+        self.engine.close();
+    }
+
+    /// Whether [`Client::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.engine.is_closed()
+    }
+
+    /// Sets (or, with `None`, removes) the event listener.
+    pub fn set_listener(&self, listener: Option<Arc<dyn EventListener>>) {
+        self.engine.events.set(listener);
+    }
+
+    /// Registers this device with a relay as `opts.user`, learning (and from
+    /// then on requiring) the relay's service key.
+    pub async fn enrol(&self, opts: EnrolOptions) -> Result<Enrolment> {
+        guarded(self.engine.enrol(opts)).await
+    }
+
+    /// Opens a verified session with the relay (pinned TLS, signed
+    /// acknowledgement, device token).
+    pub async fn connect(&self) -> Result<RelaySession> {
+        guarded(self.engine.connect()).await
+    }
+
+    /// Accepts a message for delivery (durable at once) and returns its id.
+    pub async fn send(
+        &self,
+        to: Recipient,
+        text: Vec<u8>,
+        ttl_secs: u64,
+        read_timer_secs: Option<u64>,
+    ) -> Result<String> {
+        let text = Zeroizing::new(text);
+        guarded(async { self.engine.send(&to, &text, ttl_secs, read_timer_secs) }).await
+    }
+
+    /// Removes a member from a thread: sender keys rotate, and nothing sent
+    /// afterwards is readable by the removed user.
+    pub async fn remove_member(&self, thread_id: &str, user: &str) -> Result<()> {
+        guarded(async { self.engine.with_local(|l| l.remove_member(thread_id, user)) }).await
+    }
+
+    /// Delivers the whole outbox now, retrying at once whatever is backing
+    /// off (for an explicit user action).
+    pub async fn flush(&self) -> Result<FlushReport> {
+        guarded(self.engine.flush(FlushMode::Now)).await
+    }
+
+    /// Drains the inbox, waiting up to `wait_ms` (at most 30 s) for the first
+    /// item. Every item gets an outcome; refused ones are reported, recorded
+    /// and acknowledged.
+    pub async fn receive(&self, wait_ms: u64) -> Result<ReceiveReport> {
+        guarded(self.engine.receive(wait_ms)).await
+    }
+
+    /// One pass both ways: delivers what is due, then drains the inbox —
+    /// even when sending failed — then tops up prekeys.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        guarded(async {
+            let flushed = self.engine.flush(FlushMode::Due).await;
+            let received = self.engine.receive(0).await?;
+            if let Err(e) = self.engine.maintain_prekeys().await {
+                tracing::info!("prekey upkeep failed (will be retried): {e}");
+            }
+            let pending = self.engine.with_local(|l| Ok(l.store.outbox_len()?))?;
+            let pending = u32::try_from(pending).unwrap_or(u32::MAX);
+            Ok(match flushed {
+                Ok(r) => SyncReport {
+                    sent: r.sent,
+                    pending,
+                    failed: r.failed,
+                    send_error: None,
+                    received,
+                },
+                Err(Error::Closed) => return Err(Error::Closed),
+                Err(e) => SyncReport {
+                    pending,
+                    send_error: Some(e),
+                    received,
+                    ..SyncReport::default()
+                },
+            })
+        })
+        .await
+    }
+
+    /// Rotates the signed prekey when due and tops up one-time prekeys when
+    /// the relay runs low (also part of every sync).
+    pub async fn maintain_prekeys(&self) -> Result<PrekeyReport> {
+        guarded(self.engine.maintain_prekeys()).await
+    }
+
+    /// Starts background sync on the current tokio runtime (or, when called
+    /// from outside one, on a small runtime of the client's own).
+    pub fn start_sync(&self, options: SyncOptions) -> Result<SyncHandle> {
+        guarded_sync(|| {
+            if self.engine.is_closed() {
+                return Err(Error::Closed);
+            }
+            self.engine.with_local(|l| l.enrolment().map(|_| ()))?;
+            self.runtime.start(self.engine.clone(), options)
+        })
+    }
+
+    /// Downloads one message by its relay id (the push-prompt path):
+    /// [`Error::Expired`] once the relay answers 410.
+    pub async fn fetch(&self, relay_message_id: &str) -> Result<ReceiveReport> {
+        guarded(self.engine.fetch(relay_message_id)).await
+    }
+
+    /// Threads, most recently active first.
+    pub async fn threads(&self) -> Result<Vec<ThreadSummary>> {
+        guarded(async { self.engine.with_local(|l| Ok(l.store.threads()?)) }).await
+    }
+
+    /// The members of a thread, sorted.
+    pub async fn thread_members(&self, thread_id: &str) -> Result<Vec<String>> {
+        guarded(async {
+            self.engine
+                .with_local(|l| Ok(l.store.thread_members(thread_id)?))
+        })
+        .await
+    }
+
+    /// The newest `limit` live messages of a thread, newest first.
+    pub async fn messages(&self, thread_id: &str, limit: u32) -> Result<Vec<StoredMessage>> {
+        guarded(async {
+            self.engine.with_local(|l| {
+                Ok(l.store.thread_messages(
+                    thread_id,
+                    usize::try_from(limit).unwrap_or(usize::MAX),
+                    None,
+                )?)
+            })
+        })
+        .await
+    }
+
+    /// One live message ([`Error::Expired`] once past its deadline).
+    pub async fn message(&self, id: &str) -> Result<StoredMessage> {
+        guarded(async { self.engine.with_local(|l| Ok(l.store.message(id)?)) }).await
+    }
+
+    /// Marks a message opened (starts its read timer).
+    pub async fn mark_read(&self, id: &str) -> Result<StoredMessage> {
+        guarded(async { self.engine.with_local(|l| Ok(l.store.mark_read(id)?)) }).await
+    }
+
+    /// The retention settings in force.
+    pub async fn settings(&self) -> Result<Settings> {
+        guarded(async {
+            self.engine.with_local(|l| {
+                let secs = |ms: i64| u64::try_from(ms / 1000).unwrap_or(0);
+                Ok(Settings {
+                    keep_period_secs: secs(l.store.keep_period_ms()?),
+                    org_max_keep_period_secs: l.store.org_max_keep_period_ms()?.map(secs),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Sets the device keep period (content already past the old one is
+    /// purged first, so nothing revives).
+    pub async fn set_keep_period_secs(&self, secs: u64) -> Result<()> {
+        guarded(async {
+            let ms = i64::try_from(secs)
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .ok_or_else(|| Error::invalid("the keep period is too large"))?;
+            self.engine
+                .with_local(|l| Ok(l.store.set_keep_period_ms(ms)?))
+        })
+        .await
+    }
+
+    /// Removes everything past its deadline now; raises `MessagesExpired`
+    /// and, for queued messages whose TTL passed unsent, `DeliveryFailed`.
+    pub async fn purge(&self) -> Result<PurgeReport> {
+        guarded(async { purge(&self.engine) }).await
+    }
+
+    /// The enrolment, if enrolled.
+    pub async fn enrolment(&self) -> Result<Option<Enrolment>> {
+        guarded(async { self.engine.with_local(|l| Ok(l.enrolment.clone())) }).await
+    }
+
+    /// This device's id (hex Ed25519 key).
+    pub async fn device_id(&self) -> Result<String> {
+        guarded(async {
+            self.engine
+                .with_local(|l| Ok(l.account.device_id().to_hex()))
+        })
+        .await
+    }
+
+    /// Recorded security events, oldest first.
+    pub async fn security_events(&self) -> Result<Vec<SecurityEvent>> {
+        guarded(async { self.engine.with_local(|l| Ok(l.store.security_events()?)) }).await
+    }
+
+    /// Messages waiting to be sent.
+    pub async fn outbox_len(&self) -> Result<u64> {
+        guarded(async { self.engine.with_local(|l| Ok(l.store.outbox_len()?)) }).await
+    }
+
+    /// Trusted time now, ms.
+    pub async fn now_ms(&self) -> Result<i64> {
+        guarded(async { self.engine.with_local(|l| Ok(l.store.now_ms())) }).await
+    }
+}
+
+/// Purges and tells the app (shared by [`Client::purge`] and background sync).
+pub(crate) fn purge(engine: &Engine) -> Result<PurgeReport> {
+    let report = engine.with_local(|l| Ok(l.store.purge()?))?;
+    if report.messages() > 0 {
+        let mut ids = report.expired_ids.clone();
+        ids.extend(report.kept_too_long_ids.iter().cloned());
+        engine
+            .events
+            .emit(ClientEvent::MessagesExpired { message_ids: ids });
+    }
+    for id in &report.undelivered_ids {
+        engine.events.emit(ClientEvent::DeliveryFailed {
+            message_id: id.clone(),
+            reason: "its TTL passed before it could be sent".into(),
+        });
+    }
+    Ok(report)
+}
+
+/// Compile-time proof of what the bindings rely on: the client can be shared
+/// between threads, and every operation's future can be moved to another
+/// thread and outlive the call that made it (given the client in an `Arc`).
+#[allow(dead_code, clippy::let_underscore_future)]
+fn assert_embeddable(c: Arc<Client>) {
+    fn send_sync<T: Send + Sync>() {}
+    fn future<F: std::future::Future + Send + 'static>(_: F) {}
+    send_sync::<Client>();
+    send_sync::<SyncHandle>();
+    send_sync::<ProfileManager>();
+    macro_rules! check {
+        ($($call:tt)*) => {{ let c = c.clone(); future(async move { c.$($call)*.await }); }};
+    }
+    check!(enrol(EnrolOptions::default()));
+    check!(connect());
+    check!(send(
+        Recipient::User {
+            name: String::new()
+        },
+        Vec::new(),
+        1,
+        None
+    ));
+    check!(remove_member("t", "u"));
+    check!(flush());
+    check!(receive(0));
+    check!(sync());
+    check!(maintain_prekeys());
+    check!(fetch("id"));
+    check!(threads());
+    check!(thread_members("t"));
+    check!(messages("t", 1));
+    check!(message("m"));
+    check!(mark_read("m"));
+    check!(settings());
+    check!(set_keep_period_secs(1));
+    check!(purge());
+    check!(enrolment());
+    check!(device_id());
+    check!(security_events());
+    check!(outbox_len());
+    check!(now_ms());
+}

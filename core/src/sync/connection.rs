@@ -1,0 +1,349 @@
+//! Enrolment and the verified relay session.
+//!
+//! A session with the relay is: pinned TLS (the pins are checked on the
+//! validated chain), the relay's Ed25519 acknowledgement over our fresh
+//! nonce checked against the service key learned at enrolment (its signed
+//! time then feeds trusted time), and a bearer token obtained by signing the
+//! relay's challenge with the device key. Every request goes through
+//! [`Engine::call`]: if the relay no longer accepts the token (it restarted,
+//! or the token expired) the session is re-established — re-verifying pin
+//! and acknowledgement — and the request repeated once.
+//!
+//! A pin mismatch or an acknowledgement that does not verify is recorded as
+//! a security event and raised as a `SecurityAlert` wherever it happens.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use occ_protocol::api::{
+    OneTimePreKeyJson, RegisterRequest, SignedPreKeyJson, parse_device_id, register_message,
+};
+
+use super::{Engine, Enrolment, Local};
+use crate::crypto::{Account, SignedPreKeyPublic};
+use crate::error::{Error, Result};
+use crate::store::SecurityEventKind;
+use crate::transport::{
+    AfterExpiry, ApiClient, PinSet, RelayEndpoint, SessionInfo, TransportError,
+};
+
+/// One-time prekeys published at enrolment and kept topped up.
+pub const PREKEY_BATCH: usize = 100;
+
+/// How to enrol with a relay.
+#[derive(Clone, Debug, Default)]
+pub struct EnrolOptions {
+    /// `https://host:port`.
+    pub url: String,
+    /// `sha256/<base64>` SPKI pins (primary and backups).
+    pub pins: Vec<String>,
+    /// When the pins expire (ms since the epoch), if ever.
+    pub pins_expire_ms: Option<i64>,
+    /// After expiry, fall back to chain validation (default: fail closed).
+    pub pins_lapse_to_chain: bool,
+    /// A private CA certificate (PEM) instead of the public roots.
+    pub ca_pem: Option<String>,
+    /// The user name to enrol as.
+    pub user: String,
+    /// A UnifiedPush-style endpoint for push notices.
+    pub push_endpoint: Option<String>,
+}
+
+/// A verified relay session, as the app sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelaySession {
+    /// The relay's session id.
+    pub session_id: String,
+    /// Relay time (signed), ms.
+    pub server_time_ms: i64,
+    /// Trusted time after observing it, ms.
+    pub trusted_time_ms: i64,
+}
+
+/// The relay connection: the API client (built from the enrolment on first
+/// use) and the gate that keeps authentications one at a time.
+#[derive(Default)]
+pub(crate) struct Relay {
+    api: Mutex<Option<Arc<ApiClient>>>,
+    connect_gate: tokio::sync::Mutex<()>,
+}
+
+impl Relay {
+    fn get(&self) -> Option<Arc<ApiClient>> {
+        self.api
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, api: Arc<ApiClient>) {
+        *self.api.lock().unwrap_or_else(PoisonError::into_inner) = Some(api);
+    }
+
+    /// Drops the connection (on close).
+    pub(crate) fn forget(&self) {
+        *self.api.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// A boxed relay request, `'static` so it holds no borrow across the wait.
+pub(crate) type ApiFuture<T> =
+    Pin<Box<dyn Future<Output = std::result::Result<T, TransportError>> + Send + 'static>>;
+
+impl RelayEndpoint {
+    fn from_parts(
+        url: &str,
+        pins: &[String],
+        pins_expire_ms: Option<i64>,
+        pins_lapse_to_chain: bool,
+        ca_pem: Option<&str>,
+    ) -> Result<Self> {
+        let mut set = PinSet::parse(pins)?;
+        set.expires_ms = pins_expire_ms;
+        if pins_lapse_to_chain {
+            set.after_expiry = AfterExpiry::ValidateChainOnly;
+        }
+        Ok(RelayEndpoint {
+            url: url.to_string(),
+            pins: set,
+            ca_pem: ca_pem.map(|p| p.as_bytes().to_vec()),
+        })
+    }
+}
+
+impl Enrolment {
+    fn endpoint(&self) -> Result<RelayEndpoint> {
+        RelayEndpoint::from_parts(
+            &self.url,
+            &self.pins,
+            self.pins_expire_ms,
+            self.pins_lapse_to_chain,
+            self.ca_pem.as_deref(),
+        )
+    }
+
+    fn service_key_bytes(&self) -> Result<[u8; 32]> {
+        parse_device_id(&self.service_key)
+            .ok_or_else(|| Error::corrupt("the stored relay service key is malformed"))
+    }
+}
+
+/// The wire form of a signed prekey.
+pub(crate) fn signed_prekey_json(spk: &SignedPreKeyPublic) -> SignedPreKeyJson {
+    SignedPreKeyJson {
+        id: spk.id,
+        key: spk.public.to_vec().into(),
+        signature: spk.signature.to_vec().into(),
+    }
+}
+
+/// The wire form of one-time prekeys.
+pub(crate) fn one_time_prekeys_json(keys: &[(u32, [u8; 32])]) -> Vec<OneTimePreKeyJson> {
+    keys.iter()
+        .map(|(id, k)| OneTimePreKeyJson {
+            id: *id,
+            key: k.to_vec().into(),
+        })
+        .collect()
+}
+
+/// The registration request for `account` as `user`, signed by its identity
+/// key (proof of possession).
+pub fn registration(
+    account: &Account,
+    user: &str,
+    push_endpoint: Option<&str>,
+) -> Result<RegisterRequest> {
+    let identity = account.identity();
+    let mut w = occ_protocol::codec::Writer::new();
+    identity.public().keys().write(&mut w);
+    let identity_bytes = w.into_vec();
+    let signature = identity.sign(b"", &register_message(user, &identity_bytes, push_endpoint));
+    Ok(RegisterRequest {
+        user: user.to_string(),
+        identity: identity_bytes.into(),
+        signed_prekey: signed_prekey_json(&account.signed_prekey()?),
+        one_time_prekeys: one_time_prekeys_json(&account.one_time_prekeys()),
+        push_endpoint: push_endpoint.map(str::to_string),
+        signature: signature.to_vec().into(),
+    })
+}
+
+impl Engine {
+    /// Records and raises a failure of the relay's identity (pin or
+    /// acknowledgement); other errors pass through untouched.
+    pub(crate) fn note_transport_failure(&self, e: &TransportError) {
+        let (kind, detail) = match e {
+            TransportError::PinMismatch { host, presented } => (
+                SecurityEventKind::PinFailure,
+                format!("host={host} presented={}", presented.join(",")),
+            ),
+            TransportError::ForgedAcknowledgement(m) => {
+                (SecurityEventKind::RelayUnverified, m.clone())
+            }
+            _ => return,
+        };
+        let recorded = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
+        if let Err(err) = recorded {
+            tracing::warn!("could not record a security event: {err}");
+        }
+        self.events.alert(kind, detail);
+    }
+
+    /// Maps a transport error to the public one, recording identity failures.
+    pub(crate) fn transport(&self, e: TransportError) -> Error {
+        self.note_transport_failure(&e);
+        e.into()
+    }
+
+    /// Registers this device with a relay as `opts.user`, learning (and from
+    /// then on requiring) the relay's service key.
+    pub(crate) async fn enrol(&self, opts: EnrolOptions) -> Result<Enrolment> {
+        let _gate = self.relay.connect_gate.lock().await;
+        if self.with_local(|l| Ok(l.enrolment.is_some()))? {
+            return Err(Error::invalid("this profile is already enrolled"));
+        }
+        if !occ_protocol::ids::valid_user_name(&opts.user) {
+            return Err(Error::invalid(
+                "a user name is 1 to 64 characters of a-z 0-9 . _ -",
+            ));
+        }
+        let endpoint = RelayEndpoint::from_parts(
+            &opts.url,
+            &opts.pins,
+            opts.pins_expire_ms,
+            opts.pins_lapse_to_chain,
+            opts.ca_pem.as_deref(),
+        )?;
+        let api = Arc::new(ApiClient::new(&endpoint)?);
+        let info = api
+            .start_session(None)
+            .await
+            .map_err(|e| self.transport(e))?;
+        // Publish a full batch of one-time prekeys with the registration; the
+        // account (and its new keys) is saved with the enrolment below, so a
+        // failed registration publishes keys we still hold.
+        let (account, request) = self.with_local(|l| {
+            l.store.observe_server_time(info.server_time_ms)?;
+            let mut account = l.account.clone();
+            let missing = PREKEY_BATCH.saturating_sub(account.one_time_prekey_count());
+            account.replenish_one_time_prekeys(missing)?;
+            let request = registration(&account, &opts.user, opts.push_endpoint.as_deref())?;
+            l.store.save_account(&account)?;
+            l.account = account.clone();
+            Ok((account, request))
+        })?;
+        let device_id = account.device_id().to_hex();
+        let resp = api
+            .register(&request)
+            .await
+            .map_err(|e| self.transport(e))?;
+        if resp.device_id != device_id || resp.service_key.as_slice() != info.service_key {
+            return Err(Error::untrusted(
+                "the registration answer does not match this device or relay",
+            ));
+        }
+        let enrolment = Enrolment {
+            url: opts.url,
+            pins: opts.pins,
+            pins_expire_ms: opts.pins_expire_ms,
+            pins_lapse_to_chain: opts.pins_lapse_to_chain,
+            ca_pem: opts.ca_pem,
+            user: opts.user,
+            device_id,
+            service_key: hex::encode(info.service_key),
+        };
+        let spk_id = account.signed_prekey()?.id;
+        let json = serde_json::to_vec(&enrolment)
+            .map_err(|e| Error::internal(format!("enrolment record: {e}")))?;
+        self.with_local(|l| {
+            l.store.save_enrolment(&json, i64::from(spk_id))?;
+            l.enrolment = Some(enrolment.clone());
+            Ok(())
+        })?;
+        self.relay.set(api);
+        drop(_gate);
+        self.connect().await?;
+        Ok(enrolment)
+    }
+
+    /// The API client for the enrolled relay (built on first use).
+    fn api(&self) -> Result<Arc<ApiClient>> {
+        if let Some(api) = self.relay.get() {
+            return Ok(api);
+        }
+        let endpoint = self.with_local(|l| l.enrolment()?.endpoint())?;
+        let api = Arc::new(ApiClient::new(&endpoint)?);
+        self.relay.set(api.clone());
+        Ok(api)
+    }
+
+    /// Opens a verified session with the relay: pinned TLS, the signed
+    /// acknowledgement checked against the enrolled service key (its time then
+    /// feeds trusted time), and a device token.
+    pub(crate) async fn connect(&self) -> Result<RelaySession> {
+        let _gate = self.relay.connect_gate.lock().await;
+        self.connect_locked().await
+    }
+
+    async fn connect_locked(&self) -> Result<RelaySession> {
+        let (expected, device_id, identity) = self.with_local(|l: &mut Local| {
+            let e = l.enrolment()?;
+            Ok((
+                e.service_key_bytes()?,
+                e.device_id.clone(),
+                l.account.identity().clone(),
+            ))
+        })?;
+        let api = self.api()?;
+        api.clear_token();
+        let info: SessionInfo = api
+            .start_session(Some(&expected))
+            .await
+            .map_err(|e| self.transport(e))?;
+        match api
+            .authenticate(&device_id, |m| identity.sign(b"", m))
+            .await
+        {
+            Ok(()) => {}
+            Err(TransportError::NotFound(_)) => return Err(Error::NotEnrolled),
+            Err(e) => return Err(self.transport(e)),
+        }
+        let trusted =
+            self.with_local(|l| Ok(l.store.observe_server_time(info.server_time_ms)?))?;
+        Ok(RelaySession {
+            session_id: info.session_id,
+            server_time_ms: info.server_time_ms,
+            trusted_time_ms: trusted,
+        })
+    }
+
+    /// Calls the relay with a session: connects first if there is no token;
+    /// if the token is refused (expired, or the relay restarted),
+    /// re-authenticates — re-verifying the relay — and retries once.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        F: Fn(Arc<ApiClient>) -> ApiFuture<T>,
+    {
+        let api = self.api()?;
+        if !api.has_token() {
+            let _gate = self.relay.connect_gate.lock().await;
+            if !api.has_token() {
+                self.connect_locked().await?;
+            }
+        }
+        match f(api.clone()).await {
+            Err(TransportError::Unauthorized(_)) => {
+                {
+                    let _gate = self.relay.connect_gate.lock().await;
+                    if !api.has_token() {
+                        self.connect_locked().await?;
+                    }
+                }
+                f(api).await.map_err(|e| self.transport(e))
+            }
+            other => other.map_err(|e| self.transport(e)),
+        }
+    }
+}

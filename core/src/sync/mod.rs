@@ -1,0 +1,197 @@
+//! The sync engine: one open profile, its relay connection, and the two
+//! directions of store-and-forward.
+//!
+//! Data flows one way: transport → sync → crypto → store → events.
+//!
+//! - [`connection`]: enrolment, the verified relay session (pinned TLS,
+//!   signed acknowledgement, device token) and re-authentication.
+//! - [`directory`]: which devices a user has, and which user a sending
+//!   device belongs to (relay directory, remembered as contacts).
+//! - [`outgoing`]: the durable outbox — accept, seal, send exactly once.
+//! - [`incoming`]: the inbox — classify every item, apply the good ones,
+//!   record and report the rest, acknowledge the page.
+//! - [`threads`]: thread bookkeeping — member lists, sender-key distribution
+//!   and rotation, removal.
+//! - [`prekeys`]: signed-prekey rotation and one-time-prekey top-up.
+//!
+//! # Concurrency
+//!
+//! The [`Engine`] is shared by the app's calls and background sync. Its local
+//! state (store, account, enrolment) sits behind one `std` mutex that is held
+//! only for synchronous work — a read, one transaction — and never across a
+//! network wait. So reads return in milliseconds while a 30 s long-poll or a
+//! slow send is in flight. What must stay ordered is serialised by async
+//! gates held across the network: one flush at a time (outbox order), one
+//! inbox drain at a time (the cursor), one authentication at a time (the
+//! relay keeps one challenge per device). Ratchet state is only touched
+//! inside the local lock, loaded from and saved to the store in the same
+//! transaction, so the two directions never lose each other's updates.
+//!
+//! # Atomicity
+//!
+//! Every change is one transaction. In-memory state that outlives a call
+//! (the account with its one-time prekeys) is changed on a copy and swapped
+//! in only after the transaction commits: a failed page or seal leaves memory
+//! exactly as the database is. Cancelling any operation (dropping its future)
+//! between two awaits therefore leaves nothing half-written; the durable
+//! outbox and idempotency keys make a cancelled send safe to repeat.
+
+pub(crate) mod connection;
+pub(crate) mod directory;
+pub(crate) mod incoming;
+pub(crate) mod outgoing;
+pub(crate) mod prekeys;
+pub(crate) mod threads;
+
+use std::sync::{Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Account;
+use crate::error::{Error, Result};
+use crate::events::Events;
+use crate::store::Store;
+
+pub use connection::registration;
+pub use incoming::{ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};
+pub use outgoing::{DeliveryFailure, FlushReport, Recipient};
+pub use prekeys::PrekeyReport;
+pub use threads::direct_thread_id;
+
+/// Enrolment with a relay, persisted in the profile.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Enrolment {
+    /// Relay base URL.
+    pub url: String,
+    /// Pins (`sha256/...`).
+    pub pins: Vec<String>,
+    /// Pin set expiry, ms.
+    pub pins_expire_ms: Option<i64>,
+    /// After expiry, validate the chain only (else fail closed).
+    pub pins_lapse_to_chain: bool,
+    /// Private CA (PEM) if not using the public roots.
+    pub ca_pem: Option<String>,
+    /// This device's user.
+    pub user: String,
+    /// This device's id (hex).
+    pub device_id: String,
+    /// The relay's service key, learned at enrolment (hex).
+    pub service_key: String,
+}
+
+/// The part of an open profile that lives on this device.
+pub(crate) struct Local {
+    pub(crate) store: Store,
+    pub(crate) account: Account,
+    pub(crate) enrolment: Option<Enrolment>,
+}
+
+impl Local {
+    /// The engine state of an open store: its account (made now if the
+    /// profile has none yet) and its enrolment, if any.
+    pub(crate) fn from_store(mut store: Store) -> Result<Self> {
+        let account = match store.account()? {
+            Some(a) => a,
+            None => {
+                let a = Account::generate(threads::secs(store.now_ms()))?;
+                store.save_account(&a)?;
+                a
+            }
+        };
+        let enrolment = crate::store::config::enrolment(&store.conn)?
+            .map(|v| serde_json::from_slice::<Enrolment>(&v))
+            .transpose()
+            .map_err(|e| Error::corrupt(format!("the enrolment record: {e}")))?;
+        Ok(Self {
+            store,
+            account,
+            enrolment,
+        })
+    }
+
+    pub(crate) fn enrolment(&self) -> Result<&Enrolment> {
+        self.enrolment.as_ref().ok_or(Error::NotEnrolled)
+    }
+
+    pub(crate) fn user(&self) -> Result<String> {
+        Ok(self.enrolment()?.user.clone())
+    }
+}
+
+/// One open profile and its relay connection (see the module documentation).
+pub(crate) struct Engine {
+    local: Mutex<Option<Local>>,
+    pub(crate) relay: connection::Relay,
+    pub(crate) directory: directory::Directory,
+    pub(crate) events: Events,
+    send_gate: tokio::sync::Mutex<()>,
+    receive_gate: tokio::sync::Mutex<()>,
+    /// Woken when a message is queued, so background sync sends it at once.
+    pub(crate) outbox_wake: tokio::sync::Notify,
+    /// The relay's one-time-prekey count as last reported with the inbox.
+    relay_prekeys: Mutex<Option<u64>>,
+}
+
+impl Engine {
+    pub(crate) fn new(local: Local) -> Self {
+        Self {
+            local: Mutex::new(Some(local)),
+            relay: connection::Relay::default(),
+            directory: directory::Directory::default(),
+            events: Events::default(),
+            send_gate: tokio::sync::Mutex::new(()),
+            receive_gate: tokio::sync::Mutex::new(()),
+            outbox_wake: tokio::sync::Notify::new(),
+            relay_prekeys: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on the local state, holding the lock for exactly that long.
+    /// [`Error::Closed`] once the engine is closed.
+    pub(crate) fn with_local<T>(&self, f: impl FnOnce(&mut Local) -> Result<T>) -> Result<T> {
+        let mut guard = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        let local = guard.as_mut().ok_or(Error::Closed)?;
+        f(local)
+    }
+
+    /// Closes the profile: the store is flushed and closed, the relay
+    /// connection dropped; every later call fails with [`Error::Closed`].
+    /// Returns whether it was open.
+    pub(crate) fn close(&self) -> bool {
+        let local = self
+            .local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.relay.forget();
+        local.is_some()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
+    fn note_relay_prekeys(&self, count: u64) {
+        *self
+            .relay_prekeys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(count);
+    }
+
+    fn relay_prekeys(&self) -> Option<u64> {
+        *self
+            .relay_prekeys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Random lowercase hex of `N` bytes (message ids, idempotency keys).
+fn random_hex<const N: usize>() -> Result<String> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| Error::internal("the OS random generator failed"))?;
+    Ok(hex::encode(b))
+}

@@ -1,0 +1,549 @@
+//! The durable outbox: accept, seal, send exactly once.
+//!
+//! 1. `send` stores the message and an outbox row (the plaintext payload) in
+//!    one transaction — from then on it survives a crash.
+//! 2. `flush` seals each row in order. Network first, without the local
+//!    lock: the recipients' devices from the directory, and a prekey bundle
+//!    for every device we have no session with. Then one transaction under
+//!    the lock: sessions started or advanced, thread sender keys rotated and
+//!    (re)distributed to devices that lack the current one, and the ready
+//!    `SendRequest` (ciphertext + idempotency key) replaces the plaintext.
+//! 3. The sealed request is POSTed; the row is deleted only after the relay
+//!    answers. A retry resends the same bytes under the same key, so the
+//!    relay queues it exactly once. A network failure backs off
+//!    exponentially (at most [`MAX_BACKOFF_MS`]) and stops the flush, keeping
+//!    the order; a refusal of the message itself (no such user, the relay
+//!    refuses it, its TTL passed) drops the row and raises `DeliveryFailed`;
+//!    a failure of the relay's identity or of local storage stops the flush
+//!    and keeps the row.
+
+use std::collections::HashMap;
+
+use occ_protocol::PreKeyBundle;
+use occ_protocol::api::{OutEnvelope, SendRequest};
+use occ_protocol::payload::{Payload, TextMessage, ThreadInfo};
+
+use super::directory::Device;
+use super::threads::{members_for_send, record_members_in, secs};
+use super::{Engine, Local, random_hex};
+use crate::crypto::{CryptoError, DeviceId, Session, ThreadKeys};
+use crate::error::{Error, Result};
+use crate::events::ClientEvent;
+use crate::store::outbox::{self, NewOutboxRow, OutboxRow, Target};
+use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
+use crate::store::{
+    NewMessage, SecurityEventKind, crypto_state, distributions, messages, persist_high_water,
+};
+
+/// Longest backoff between send attempts.
+pub const MAX_BACKOFF_MS: i64 = 5 * 60 * 1000;
+
+/// Largest text a message may carry (bigger content travels as an
+/// attachment): what both the store and the end-to-end payload accept.
+pub const MAX_TEXT_LEN: usize = if messages::MAX_BODY_LEN < occ_protocol::payload::MAX_BODY_LEN {
+    messages::MAX_BODY_LEN
+} else {
+    occ_protocol::payload::MAX_BODY_LEN
+};
+
+/// Where a message goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    /// One user (a direct conversation).
+    User {
+        /// The user name.
+        name: String,
+    },
+    /// A thread; `members` are added to it (the sender is always a member).
+    Thread {
+        /// Thread id (1–64 of `A-Z a-z 0-9 - _ . : @`, not starting `dm-`).
+        id: String,
+        /// Users to include.
+        members: Vec<String>,
+    },
+}
+
+/// A message that could not be delivered and was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryFailure {
+    /// The message.
+    pub message_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a flush did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Messages the relay accepted.
+    pub sent: u32,
+    /// Messages still queued.
+    pub pending: u32,
+    /// Messages dropped (expired or refused).
+    pub failed: Vec<DeliveryFailure>,
+}
+
+/// Which queued messages a flush attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FlushMode {
+    /// Those due: a message backing off waits, and so do those after it.
+    Due,
+    /// All of them now (an explicit user action).
+    Now,
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Seconds to milliseconds, refusing anything above `max_secs`.
+fn checked_ms(secs: u64, max_secs: u64, what: &str) -> Result<i64> {
+    if secs == 0 || secs > max_secs {
+        return Err(Error::invalid(format!(
+            "the {what} must be 1 to {max_secs} seconds"
+        )));
+    }
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| s.checked_mul(1000))
+        .ok_or_else(|| Error::invalid(format!("the {what} is too large")))
+}
+
+impl Local {
+    /// Accepts a message for sending: stored and queued in one transaction.
+    pub(crate) fn enqueue(
+        &mut self,
+        to: &Recipient,
+        text: &[u8],
+        ttl_secs: u64,
+        read_timer_secs: Option<u64>,
+    ) -> Result<String> {
+        let me = self.user()?;
+        let max = occ_protocol::api::MAX_TTL_SECS;
+        let ttl_ms = checked_ms(ttl_secs, max, "TTL")?;
+        let read_timer_ms = read_timer_secs
+            .map(|s| checked_ms(s, max, "read timer"))
+            .transpose()?;
+        if text.len() > MAX_TEXT_LEN {
+            return Err(Error::invalid(format!(
+                "the message is {} bytes, more than {MAX_TEXT_LEN}; send it as an attachment",
+                text.len()
+            )));
+        }
+        let (thread_id, title, group, target) = match to {
+            Recipient::User { name } => {
+                if !occ_protocol::ids::valid_user_name(name) || *name == me {
+                    return Err(Error::invalid(format!("cannot send to user {name:?}")));
+                }
+                (
+                    super::direct_thread_id(&me, name),
+                    name.clone(),
+                    false,
+                    Target::User(name.clone()),
+                )
+            }
+            Recipient::Thread { id, .. } => {
+                (id.clone(), id.clone(), true, Target::Thread(id.clone()))
+            }
+        };
+        let members = match to {
+            Recipient::Thread { id, members } => {
+                Some(members_for_send(&self.store.conn, &me, id, members)?)
+            }
+            Recipient::User { .. } => None,
+        };
+        let now = self.store.now_ms();
+        let ttl_expiry_ms = now
+            .checked_add(ttl_ms)
+            .ok_or_else(|| Error::invalid("the TTL runs past the end of time"))?;
+        let message_id = random_hex::<16>()?;
+        let payload = Payload::Text(TextMessage {
+            message_id: message_id.clone(),
+            thread_id: thread_id.clone(),
+            thread_title: title.clone(),
+            group,
+            sender_user: me.clone(),
+            sent_ms: now,
+            ttl_expiry_ms,
+            read_timer_ms,
+            body: text.to_vec(),
+        })
+        .encode();
+        let idempotency_key = random_hex::<16>()?;
+        let kind = if group {
+            ThreadKind::Group
+        } else {
+            ThreadKind::Direct
+        };
+        let tx = self.store.conn.transaction()?;
+        store_threads::upsert_in(&tx, &thread_id, &title, kind, now, OnExisting::MarkActive)?;
+        if let Some(members) = &members {
+            record_members_in(&tx, &thread_id, members)?;
+        }
+        messages::insert_in(
+            &tx,
+            now,
+            &NewMessage {
+                id: &message_id,
+                thread_id: &thread_id,
+                sender: &me,
+                outgoing: true,
+                body: text,
+                sent_ms: now,
+                ttl_expiry_ms,
+                read_timer_ms,
+            },
+        )?;
+        outbox::enqueue_in(
+            &tx,
+            now,
+            &NewOutboxRow {
+                idempotency_key: &idempotency_key,
+                message_id: &message_id,
+                target: &target,
+                payload: &payload,
+                ttl_secs: ttl_ms / 1000,
+                expires_ms: ttl_expiry_ms,
+            },
+        )?;
+        persist_high_water(&tx, now)?;
+        tx.commit()?;
+        Ok(message_id)
+    }
+}
+
+/// What sealing one row needs from the network, decided under the lock.
+struct SealPlan {
+    text: TextMessage,
+    users: Vec<String>,
+    my_device: DeviceId,
+}
+
+/// Devices resolved and bundles claimed for one row.
+struct Resolved {
+    devices: Vec<Device>,
+    bundles: HashMap<DeviceId, PreKeyBundle>,
+}
+
+impl Engine {
+    /// Accepts a message: durable at once; background sync (or the next
+    /// flush) delivers it.
+    pub(crate) fn send(
+        &self,
+        to: &Recipient,
+        text: &[u8],
+        ttl_secs: u64,
+        read_timer_secs: Option<u64>,
+    ) -> Result<String> {
+        let id = self.with_local(|l| l.enqueue(to, text, ttl_secs, read_timer_secs))?;
+        self.outbox_wake.notify_one();
+        Ok(id)
+    }
+
+    /// Sends the outbox, oldest first (see the module documentation).
+    pub(crate) async fn flush(&self, mode: FlushMode) -> Result<FlushReport> {
+        let _gate = self.send_gate.lock().await;
+        let seqs: Vec<i64> = self.with_local(|l| {
+            Ok(outbox::rows(&l.store.conn)?
+                .into_iter()
+                .map(|r| r.seq)
+                .collect())
+        })?;
+        let mut report = FlushReport::default();
+        for (i, seq) in seqs.iter().enumerate() {
+            let remaining = count(seqs.len() - i);
+            let (row, now) =
+                self.with_local(|l| Ok((outbox::row(&l.store.conn, *seq)?, l.store.now_ms())))?;
+            let Some(row) = row else {
+                continue; // dropped meanwhile (purged)
+            };
+            if row.expires_ms <= now {
+                self.drop_row(&row, "expired before it could be sent", None, &mut report)?;
+                continue;
+            }
+            if mode == FlushMode::Due && row.next_attempt_ms > now {
+                report.pending = remaining;
+                return Ok(report);
+            }
+            match self.deliver(&row).await {
+                Ok(()) => {
+                    self.with_local(|l| Ok(outbox::remove_in(&l.store.conn, row.seq)?))?;
+                    report.sent += 1;
+                    self.events.emit(ClientEvent::MessageSent {
+                        message_id: row.message_id.clone(),
+                    });
+                }
+                Err(e) if e.is_transient() => {
+                    let backoff = (1000i64 << row.attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+                    self.with_local(|l| {
+                        Ok(outbox::defer_in(&l.store.conn, row.seq, now + backoff)?)
+                    })?;
+                    tracing::info!("send deferred by {backoff} ms: {e}");
+                    return Err(e);
+                }
+                Err(e @ (Error::InvalidInput { .. } | Error::NotFound { .. } | Error::Expired)) => {
+                    let reason = e.to_string();
+                    self.drop_row(
+                        &row,
+                        &reason,
+                        Some(SecurityEventKind::DeliveryFailed),
+                        &mut report,
+                    )?;
+                }
+                // The relay's identity, local storage, a closed client: not
+                // the message's fault; it stays queued.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Drops an undeliverable row and tells the app.
+    fn drop_row(
+        &self,
+        row: &OutboxRow,
+        reason: &str,
+        record: Option<SecurityEventKind>,
+        report: &mut FlushReport,
+    ) -> Result<()> {
+        self.with_local(|l| {
+            outbox::remove_in(&l.store.conn, row.seq)?;
+            if let Some(kind) = record {
+                l.store.record_security_event(
+                    kind,
+                    &format!("message={} reason={reason}", row.message_id),
+                )?;
+            }
+            Ok(())
+        })?;
+        report.failed.push(DeliveryFailure {
+            message_id: row.message_id.clone(),
+            reason: reason.to_string(),
+        });
+        self.events.emit(ClientEvent::DeliveryFailed {
+            message_id: row.message_id.clone(),
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Seals (once) and sends one row.
+    async fn deliver(&self, row: &OutboxRow) -> Result<()> {
+        let sealed = match &row.sealed {
+            Some(s) => s.clone(),
+            None => self.seal(row).await?,
+        };
+        let request: SendRequest = serde_json::from_str(&sealed)
+            .map_err(|e| Error::corrupt(format!("sealed outbox row: {e}")))?;
+        self.call(move |api| {
+            let request = request.clone();
+            Box::pin(async move { api.send(&request).await })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Encrypts one row for every recipient device and stores the sealed
+    /// request (with the advanced crypto state) atomically.
+    async fn seal(&self, row: &OutboxRow) -> Result<String> {
+        let plan = self.with_local(|l| plan_seal(l, row))?;
+        let mut devices = Vec::new();
+        for user in &plan.users {
+            devices.extend(
+                self.devices_of(user)
+                    .await?
+                    .into_iter()
+                    .filter(|d| d.id != plan.my_device),
+            );
+        }
+        let without_session: Vec<Device> = self.with_local(|l| {
+            let mut out = Vec::new();
+            for d in &devices {
+                if !crypto_state::has_session(&l.store.conn, &d.id)? {
+                    out.push(d.clone());
+                }
+            }
+            Ok(out)
+        })?;
+        let mut bundles = HashMap::new();
+        for d in without_session {
+            let hex = d.id.to_hex();
+            let bytes = self
+                .call(move |api| {
+                    let hex = hex.clone();
+                    Box::pin(async move { api.bundle(&hex).await })
+                })
+                .await?;
+            let bundle = PreKeyBundle::parse(&bytes).map_err(CryptoError::from)?;
+            if bundle.identity != *d.identity.keys() {
+                return Err(Error::untrusted(
+                    "the prekey bundle does not match the device's identity",
+                ));
+            }
+            bundles.insert(d.id, bundle);
+        }
+        let resolved = Resolved { devices, bundles };
+        self.with_local(|l| l.finish_seal(row, &plan, &resolved))
+    }
+}
+
+/// Reads what the row needs: its payload and the users it goes to.
+fn plan_seal(l: &Local, row: &OutboxRow) -> Result<SealPlan> {
+    let me = l.user()?;
+    let Payload::Text(text) = Payload::parse(&row.payload).map_err(CryptoError::from)? else {
+        return Err(Error::corrupt("an outbox payload is not a text message"));
+    };
+    let users = match &row.target {
+        Target::User(u) => vec![u.clone()],
+        Target::Thread(t) => store_threads::members(&l.store.conn, t)?
+            .into_iter()
+            .filter(|u| *u != me)
+            .collect(),
+    };
+    Ok(SealPlan {
+        text,
+        users,
+        my_device: l.account.device_id(),
+    })
+}
+
+/// Sessions used by one seal: loaded, or started from a claimed bundle.
+struct SealSessions<'a> {
+    resolved: &'a Resolved,
+    open: HashMap<DeviceId, Session>,
+}
+
+impl SealSessions<'_> {
+    fn encrypt(
+        &mut self,
+        l: &Local,
+        device: &Device,
+        payloads: &[&[u8]],
+        out: &mut Vec<OutEnvelope>,
+    ) -> Result<()> {
+        if !self.open.contains_key(&device.id) {
+            let session = match crypto_state::load_sessions_in(&l.store.conn, &device.id)?
+                .into_iter()
+                .next()
+            {
+                Some(s) => s,
+                None => {
+                    let bundle = self.resolved.bundles.get(&device.id).ok_or_else(|| {
+                        Error::internal("no session and no bundle for a recipient device")
+                    })?;
+                    Session::initiate(l.account.identity(), bundle)?
+                }
+            };
+            self.open.insert(device.id, session);
+        }
+        let session = self
+            .open
+            .get_mut(&device.id)
+            .ok_or_else(|| Error::internal("seal session cache"))?;
+        for p in payloads {
+            out.push(OutEnvelope {
+                device_id: device.id.to_hex(),
+                envelope: session.encrypt(p)?.into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Local {
+    /// The sealing transaction of one row.
+    fn finish_seal(
+        &mut self,
+        row: &OutboxRow,
+        plan: &SealPlan,
+        resolved: &Resolved,
+    ) -> Result<String> {
+        let now = self.store.now_ms();
+        let mut sessions = SealSessions {
+            resolved,
+            open: HashMap::new(),
+        };
+        let mut envelopes = Vec::new();
+        let mut thread_keys: Option<(String, ThreadKeys, Vec<DeviceId>)> = None;
+        match &row.target {
+            Target::User(_) => {
+                for d in &resolved.devices {
+                    sessions.encrypt(self, d, &[&row.payload], &mut envelopes)?;
+                }
+            }
+            Target::Thread(thread) => {
+                // Members may have changed since the plan (a removal arrived):
+                // only current members' devices get this message.
+                let members = store_threads::members(&self.store.conn, thread)?;
+                let mut targets: Vec<&Device> = Vec::new();
+                for d in &resolved.devices {
+                    let user = crate::store::contacts::user_of(&self.store.conn, &d.id.0)?;
+                    if user.is_some_and(|u| members.contains(&u)) {
+                        targets.push(d);
+                    }
+                }
+                let mut keys = match crypto_state::load_thread_keys_in(&self.store.conn, thread)? {
+                    Some(k) => k,
+                    None => ThreadKeys::new(thread.as_bytes(), secs(now))?,
+                };
+                if keys.needs_rotation(secs(now)) {
+                    keys.rotate(secs(now))?;
+                }
+                let distribution = keys.distribution();
+                let info = Payload::ThreadInfo(ThreadInfo {
+                    thread_id: thread.clone(),
+                    title: plan.text.thread_title.clone(),
+                    members,
+                })
+                .encode();
+                let key_payload = Payload::SenderKey(distribution.clone()).encode();
+                let mut shared = Vec::new();
+                for d in &targets {
+                    let has = distributions::shared_with(&self.store.conn, thread, &d.id.0)?;
+                    if has.as_deref() != Some(&distribution.distribution_id[..]) {
+                        sessions.encrypt(self, d, &[&info, &key_payload], &mut envelopes)?;
+                        shared.push(d.id);
+                    }
+                }
+                let group = keys.encrypt(&row.payload)?;
+                for d in &targets {
+                    envelopes.push(OutEnvelope {
+                        device_id: d.id.to_hex(),
+                        envelope: group.clone().into(),
+                    });
+                }
+                thread_keys = Some((thread.clone(), keys, shared));
+            }
+        }
+        if envelopes.is_empty() {
+            return Err(Error::not_found("a recipient device"));
+        }
+        let request = SendRequest {
+            idempotency_key: row.idempotency_key.clone(),
+            ttl_secs: u64::try_from(row.ttl_secs).unwrap_or(1),
+            class: "text".into(),
+            thread: match &row.target {
+                Target::Thread(t) => Some(t.clone()),
+                Target::User(_) => None,
+            },
+            envelopes,
+        };
+        let sealed = serde_json::to_string(&request)
+            .map_err(|e| Error::internal(format!("encoding a send request: {e}")))?;
+        let tx = self.store.conn.transaction()?;
+        for s in sessions.open.values() {
+            crypto_state::save_session_in(&tx, now, s)?;
+        }
+        if let Some((thread, keys, shared)) = &thread_keys {
+            crypto_state::save_thread_keys_in(&tx, now, keys)?;
+            let id = keys.distribution().distribution_id;
+            for d in shared {
+                distributions::mark_shared_in(&tx, thread, &d.0, &id)?;
+            }
+        }
+        outbox::seal_in(&tx, row.seq, &sealed)?;
+        persist_high_water(&tx, now)?;
+        tx.commit()?;
+        Ok(sealed)
+    }
+}

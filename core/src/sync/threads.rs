@@ -1,0 +1,309 @@
+//! Thread bookkeeping: direct-thread ids, member lists, sender keys.
+//!
+//! - A direct thread's id is derived from the two user names, the same on
+//!   both sides; ids with that prefix are never group threads.
+//! - A group thread's member list changes when we send with new members, when
+//!   a member's `ThreadInfo` update arrives, or when we remove someone. Any
+//!   change makes the next message re-seal our sender key and the list to
+//!   every member device.
+//! - Removing a member forgets their sender keys and rotates ours, so nothing
+//!   sent afterwards is readable by them; a received update that drops members
+//!   does the same on the receiving side.
+//!
+//! The `apply_*` functions run inside the inbox page's transaction, on the
+//! page's working copy of thread keys; they refuse what a non-member sends.
+
+use std::collections::HashMap;
+
+use occ_protocol::SenderKeyDistribution;
+use occ_protocol::ids::is_direct_thread_id;
+use occ_protocol::payload::ThreadInfo;
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+use super::Local;
+use super::incoming::Refusal;
+use crate::crypto::{DeviceId, ThreadKeys};
+use crate::error::{Error, Result};
+use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
+use crate::store::{SecurityEventKind, contacts, crypto_state, distributions};
+
+/// The direct thread id of two users: the same on both sides.
+pub fn direct_thread_id(a: &str, b: &str) -> String {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = Sha256::new();
+    h.update(b"occ/v1/direct-thread");
+    h.update((x.len() as u32).to_be_bytes());
+    h.update(x.as_bytes());
+    h.update((y.len() as u32).to_be_bytes());
+    h.update(y.as_bytes());
+    format!(
+        "{}{}",
+        occ_protocol::ids::DIRECT_THREAD_PREFIX,
+        &hex::encode(h.finalize())[..24]
+    )
+}
+
+/// Seconds of trusted time, for key rotation.
+pub(crate) fn secs(now_ms: i64) -> u64 {
+    u64::try_from(now_ms / 1000).unwrap_or(0)
+}
+
+/// The member list a message to thread `id` goes to: the current members
+/// plus `add` plus ourselves, sorted. Refuses invalid names and reserved ids.
+pub(crate) fn members_for_send(
+    conn: &Connection,
+    me: &str,
+    id: &str,
+    add: &[String],
+) -> Result<Vec<String>> {
+    if !occ_protocol::ids::valid_thread_id(id) {
+        return Err(Error::invalid(format!(
+            "a thread id must be 1 to {} characters of A-Z a-z 0-9 - _ . : @",
+            occ_protocol::ids::MAX_THREAD_ID_LEN
+        )));
+    }
+    if is_direct_thread_id(id) {
+        return Err(Error::invalid(format!(
+            "thread ids starting with {} are reserved",
+            occ_protocol::ids::DIRECT_THREAD_PREFIX
+        )));
+    }
+    let mut all = store_threads::members(conn, id)?;
+    for m in add.iter().map(String::as_str).chain(std::iter::once(me)) {
+        if !occ_protocol::ids::valid_user_name(m) {
+            return Err(Error::invalid(format!("invalid user name {m:?}")));
+        }
+        if !all.iter().any(|x| x == m) {
+            all.push(m.to_string());
+        }
+    }
+    all.sort();
+    if all.len() < 2 {
+        return Err(Error::invalid("a thread needs at least one other member"));
+    }
+    if all.len() > occ_protocol::payload::MAX_MEMBERS {
+        return Err(Error::invalid(format!(
+            "a thread has at most {} members",
+            occ_protocol::payload::MAX_MEMBERS
+        )));
+    }
+    Ok(all)
+}
+
+/// Stores a (possibly) new member list inside the send's transaction; when
+/// it changed, everyone must learn it: the next seal sends it (with our
+/// current sender key, which receivers already know and ignore) to every
+/// member device again.
+pub(crate) fn record_members_in(conn: &Connection, id: &str, members: &[String]) -> Result<()> {
+    if store_threads::members(conn, id)? != members {
+        store_threads::set_members_in(conn, id, members)?;
+        distributions::forget_shared_in(conn, id)?;
+    }
+    Ok(())
+}
+
+/// Forgets `user`'s sender keys in `keys` (every device of theirs we know).
+fn forget_user_keys(conn: &Connection, keys: &mut ThreadKeys, user: &str, now: i64) -> Result<()> {
+    for device in contacts::devices_of(conn, user)? {
+        keys.remove_member(DeviceId(device), secs(now))?;
+    }
+    Ok(())
+}
+
+impl Local {
+    /// Removes `user` from a thread: their sender keys are forgotten and ours
+    /// is rotated, so nothing sent afterwards is readable by them. The new key
+    /// and the new member list go to the remaining members with the next
+    /// message (they then forget the user's keys and rotate their own).
+    pub(crate) fn remove_member(&mut self, thread_id: &str, user: &str) -> Result<()> {
+        let me = self.user()?;
+        let members = store_threads::members(&self.store.conn, thread_id)?;
+        if !members.iter().any(|m| m == user) {
+            return Err(Error::not_found(format!(
+                "{user} as a member of {thread_id}"
+            )));
+        }
+        if user == me {
+            return Err(Error::invalid("cannot remove yourself from a thread"));
+        }
+        let remaining: Vec<String> = members.into_iter().filter(|m| m != user).collect();
+        let now = self.store.now_ms();
+        let tx = self.store.conn.transaction()?;
+        let mut keys = match crypto_state::load_thread_keys_in(&tx, thread_id)? {
+            Some(k) => k,
+            None => ThreadKeys::new(thread_id.as_bytes(), secs(now))?,
+        };
+        forget_user_keys(&tx, &mut keys, user, now)?;
+        keys.rotate(secs(now))?;
+        store_threads::set_members_in(&tx, thread_id, &remaining)?;
+        crypto_state::save_thread_keys_in(&tx, now, &keys)?;
+        distributions::forget_shared_in(&tx, thread_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The page's working copy of thread keys: loaded on first use, saved when
+/// the page commits.
+#[derive(Default)]
+pub(crate) struct ThreadCache {
+    keys: HashMap<String, ThreadKeys>,
+}
+
+impl ThreadCache {
+    /// The keys of `thread`, loaded from the store (or fresh) on first use.
+    pub(crate) fn get_or_load(
+        &mut self,
+        conn: &Connection,
+        thread: &str,
+        now: i64,
+    ) -> Result<&mut ThreadKeys> {
+        if !self.keys.contains_key(thread) {
+            let keys = match crypto_state::load_thread_keys_in(conn, thread)? {
+                Some(k) => k,
+                None => ThreadKeys::new(thread.as_bytes(), secs(now))?,
+            };
+            self.keys.insert(thread.to_string(), keys);
+        }
+        self.keys
+            .get_mut(thread)
+            .ok_or_else(|| Error::internal("thread key cache"))
+    }
+
+    /// The keys of `thread` if any are stored (never creates them).
+    pub(crate) fn existing(
+        &mut self,
+        conn: &Connection,
+        thread: &str,
+    ) -> Result<Option<&mut ThreadKeys>> {
+        if !self.keys.contains_key(thread) {
+            match crypto_state::load_thread_keys_in(conn, thread)? {
+                Some(k) => {
+                    self.keys.insert(thread.to_string(), k);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.keys.get_mut(thread))
+    }
+
+    /// A copy of one thread's keys, to put back if an item is refused.
+    pub(crate) fn snapshot(&self, thread: &str) -> Option<ThreadKeys> {
+        self.keys.get(thread).cloned()
+    }
+
+    /// Puts back a snapshot (or forgets keys loaded since).
+    pub(crate) fn restore(&mut self, thread: &str, snapshot: Option<ThreadKeys>) {
+        match snapshot {
+            Some(k) => {
+                self.keys.insert(thread.to_string(), k);
+            }
+            None => {
+                self.keys.remove(thread);
+            }
+        }
+    }
+
+    /// Saves every loaded thread's keys (inside the page's transaction).
+    pub(crate) fn save_in(&self, conn: &Connection, now: i64) -> Result<()> {
+        for keys in self.keys.values() {
+            crypto_state::save_thread_keys_in(conn, now, keys)?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies a member's `ThreadInfo` (title and member list).
+pub(crate) fn apply_thread_info(
+    conn: &Connection,
+    now: i64,
+    me: &str,
+    sender_user: &str,
+    info: &ThreadInfo,
+    cache: &mut ThreadCache,
+) -> std::result::Result<(), Refusal> {
+    if is_direct_thread_id(&info.thread_id) {
+        return Err(Refusal::refused(
+            SecurityEventKind::Misrouted,
+            "a membership update for a direct conversation",
+        ));
+    }
+    let current = store_threads::members(conn, &info.thread_id)?;
+    if !current.is_empty() && !current.iter().any(|m| m == sender_user) {
+        return Err(Refusal::refused(
+            SecurityEventKind::NonMember,
+            format!(
+                "{sender_user} updated {} without being a member",
+                info.thread_id
+            ),
+        ));
+    }
+    if !info.members.iter().any(|m| m == sender_user) {
+        return Err(Refusal::refused(
+            SecurityEventKind::NonMember,
+            format!(
+                "{sender_user} sent a member list of {} without themselves",
+                info.thread_id
+            ),
+        ));
+    }
+    if !info.members.iter().any(|m| m == me) {
+        // Not for us (we are not in it); nothing to keep.
+        return Ok(());
+    }
+    store_threads::upsert_in(
+        conn,
+        &info.thread_id,
+        &info.title,
+        ThreadKind::Group,
+        now,
+        OnExisting::Rename,
+    )?;
+    store_threads::set_members_in(conn, &info.thread_id, &info.members)?;
+    let removed: Vec<&String> = current
+        .iter()
+        .filter(|m| !info.members.contains(m))
+        .collect();
+    if !removed.is_empty()
+        && let Some(keys) = cache.existing(conn, &info.thread_id)?
+    {
+        // Forget removed members' keys and rotate ours: the next send
+        // redistributes only to the remaining members.
+        for user in removed {
+            forget_user_keys(conn, keys, user, now)?;
+        }
+        distributions::forget_shared_in(conn, &info.thread_id)?;
+    }
+    Ok(())
+}
+
+/// Accepts a member device's sender key for a thread.
+pub(crate) fn apply_sender_key(
+    conn: &Connection,
+    now: i64,
+    sender_user: &str,
+    sender: DeviceId,
+    d: &SenderKeyDistribution,
+    cache: &mut ThreadCache,
+) -> std::result::Result<(), Refusal> {
+    let thread = std::str::from_utf8(&d.thread_id)
+        .map_err(|_| Refusal::refused(SecurityEventKind::InvalidPayload, "thread id"))?;
+    if is_direct_thread_id(thread) {
+        return Err(Refusal::refused(
+            SecurityEventKind::Misrouted,
+            "a sender key for a direct conversation",
+        ));
+    }
+    if !store_threads::is_member(conn, thread, sender_user)? {
+        return Err(Refusal::refused(
+            SecurityEventKind::NonMember,
+            format!("{sender_user} sent a key for {thread} without being a member"),
+        ));
+    }
+    let keys = cache.get_or_load(conn, thread, now)?;
+    keys.add_member_key(sender, d)
+        .map_err(|e| Refusal::refused(SecurityEventKind::RefusedSenderKey, e.to_string()))?;
+    distributions::index_in(conn, &d.distribution_id, thread)?;
+    Ok(())
+}
