@@ -205,6 +205,94 @@ fn a_pin_failure_exits_non_zero_with_one_line_that_says_pin() {
     ]));
     assert!(err.contains("pin"), "{err}");
     assert!(!dir.exists(), "a failed init leaves nothing behind");
+
+    // Nested new directories: all of them are removed again.
+    let nested = tmp.path().join("new/deeper/alice");
+    let err = init_with_pin(&r, &nested, wrong);
+    assert!(err.contains("pin"), "{err}");
+    assert!(!tmp.path().join("new").exists());
+}
+
+fn init_with_pin(r: &Relay, dir: &Path, pin: &str) -> String {
+    one_line_failure(&occ(&[
+        "--profile",
+        &dir.display().to_string(),
+        "init",
+        "--server",
+        &r.url,
+        "--pin",
+        pin,
+        "--ca",
+        &r.ca,
+        "--user",
+        "alice",
+    ]))
+}
+
+/// `init` into a directory the user already uses: a mistyped pin must never
+/// cost them a file.
+#[test]
+fn init_never_deletes_what_it_did_not_make() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let wrong = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    // A non-empty directory that is not a profile is refused outright.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("notes.txt"), "my notes").unwrap();
+    let err = init_with_pin(&r, &home, &r.pin);
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(home.join("notes.txt")).unwrap(),
+        "my notes"
+    );
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 1);
+
+    // An empty directory and a wrong pin: the profile's files go, the
+    // directory (the user's) stays, and so does anything else put in it.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = init_with_pin(&r, &empty, wrong);
+    assert!(err.contains("pin"), "{err}");
+    assert!(empty.is_dir());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // A directory holding a profile is refused.
+    let a = tmp.path().join("alice");
+    init(&r, &a, "alice");
+    let err = init_with_pin(&r, &a, &r.pin);
+    assert!(err.contains("already holds"), "{err}");
+
+    // Profile directories are 0700 and their files 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn walk(p: &Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            out.push((p.to_path_buf(), mode));
+            if p.is_dir() {
+                for e in std::fs::read_dir(p).unwrap() {
+                    walk(&e.unwrap().path(), out);
+                }
+            }
+        }
+        // Write something so the database's companions exist.
+        ok(&occ(&[
+            "--profile",
+            &a.display().to_string(),
+            "settings",
+            "--keep-period",
+            "600",
+        ]));
+        let mut all = Vec::new();
+        walk(&a, &mut all);
+        assert!(all.len() >= 4, "{all:?}");
+        for (path, mode) in all {
+            let want = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, want, "{} is {mode:o}", path.display());
+        }
+    }
 }
 
 #[test]

@@ -113,6 +113,12 @@ pub fn parse_device_id(s: &str) -> Option<[u8; 32]> {
 
 pub use crate::ids::valid_user_name;
 
+/// Whether `s` is a relay message id: 32 lowercase or uppercase hex digits
+/// (the relay makes them; clients check before putting one in a URL).
+pub fn valid_relay_message_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Every error response.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {

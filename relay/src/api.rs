@@ -686,7 +686,7 @@ async fn fetch_one(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<InboxItem>, RelayError> {
     let Path(id) = id.map_err(path_rejection)?;
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !valid_relay_message_id(&id) {
         return Err(bad("a message id is 32 hex characters"));
     }
     match lock(&s.db)?.lookup(&device, &id, now_ms())? {

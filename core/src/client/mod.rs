@@ -299,10 +299,14 @@ impl Client {
         .await
     }
 
-    /// The newest `limit` live messages of a thread, newest first.
+    /// The newest `limit` live messages of a thread, newest first
+    /// ([`Error::NotFound`] for a thread that does not exist).
     pub async fn messages(&self, thread_id: &str, limit: u32) -> Result<Vec<StoredMessage>> {
         guarded(async {
             self.engine.with_local(|l| {
+                if !l.store.thread_exists(thread_id)? {
+                    return Err(Error::not_found(format!("thread {thread_id}")));
+                }
                 Ok(l.store.thread_messages(
                     thread_id,
                     usize::try_from(limit).unwrap_or(usize::MAX),

@@ -180,6 +180,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Whether thread `id` exists; [`StoreError::InvalidInput`] for an id
+    /// outside the rules.
+    pub fn thread_exists(&self, id: &str) -> Result<bool, StoreError> {
+        check_id(id)?;
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM threads WHERE id = ?1")?
+            .exists([id])?)
+    }
+
     /// Members of a thread, sorted (empty for a direct or unknown thread).
     pub fn thread_members(&self, thread_id: &str) -> Result<Vec<String>, StoreError> {
         members(&self.conn, thread_id)

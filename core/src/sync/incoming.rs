@@ -282,6 +282,9 @@ impl Engine {
     /// It stays queued on the relay until the inbox cursor passes it; the
     /// later inbox delivery is recognised as already processed.
     pub(crate) async fn fetch(&self, relay_id: &str) -> Result<ReceiveReport> {
+        if !occ_protocol::api::valid_relay_message_id(relay_id) {
+            return Err(Error::invalid("a relay message id is 32 hex digits"));
+        }
         let id = relay_id.to_string();
         let item = self
             .call(move |api| {

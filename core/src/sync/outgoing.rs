@@ -13,7 +13,8 @@
 //!    relay queues it exactly once. A network failure backs off
 //!    exponentially (at most [`MAX_BACKOFF_MS`]) and stops the flush, keeping
 //!    the order; a refusal of the message itself (no such user, the relay
-//!    refuses it, its TTL passed) drops the row and raises `DeliveryFailed`;
+//!    refuses it, its TTL passed, its queued form is damaged) drops the row
+//!    and raises `DeliveryFailed`, so it never blocks the rows behind it;
 //!    a failure of the relay's identity or of local storage stops the flush
 //!    and keeps the row.
 
@@ -281,7 +282,15 @@ impl Engine {
                     tracing::info!("send deferred by {backoff} ms: {e}");
                     return Err(e);
                 }
-                Err(e @ (Error::InvalidInput { .. } | Error::NotFound { .. } | Error::Expired)) => {
+                // The message itself cannot be sent: no such recipient, the
+                // relay refuses it, or its queued form is damaged. Dropped, so
+                // it never blocks the messages behind it.
+                Err(
+                    e @ (Error::InvalidInput { .. }
+                    | Error::NotFound { .. }
+                    | Error::Expired
+                    | Error::Corrupt { .. }),
+                ) => {
                     let reason = e.to_string();
                     self.drop_row(
                         &row,
@@ -390,8 +399,8 @@ impl Engine {
 /// Reads what the row needs: its payload and the users it goes to.
 fn plan_seal(l: &Local, row: &OutboxRow) -> Result<SealPlan> {
     let me = l.user()?;
-    let Payload::Text(text) = Payload::parse(&row.payload).map_err(CryptoError::from)? else {
-        return Err(Error::corrupt("an outbox payload is not a text message"));
+    let Ok(Payload::Text(text)) = Payload::parse(&row.payload) else {
+        return Err(Error::corrupt("a queued message is unreadable"));
     };
     let users = match &row.target {
         Target::User(u) => vec![u.clone()],

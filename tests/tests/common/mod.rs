@@ -175,3 +175,139 @@ impl Recorder {
         self.0.lock().unwrap().clone()
     }
 }
+
+impl Recorder {
+    /// Waits (up to `secs`) until an event matching `f` has been recorded.
+    pub async fn wait_for(&self, secs: u64, f: impl Fn(&occ_core::ClientEvent) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while tokio::time::Instant::now() < deadline {
+            if self.events().iter().any(&f) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    pub fn alerts(&self) -> Vec<occ_core::SecurityEventKind> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                occ_core::ClientEvent::SecurityAlert { kind, .. } => Some(kind),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Env {
+    /// An API client for this relay, as any registered party can build one.
+    pub fn api(&self) -> occ_core::transport::ApiClient {
+        occ_core::transport::ApiClient::new(&occ_core::transport::RelayEndpoint {
+            url: self.url.clone(),
+            pins: occ_core::transport::PinSet::parse(std::slice::from_ref(&self.pin)).unwrap(),
+            ca_pem: Some(self.ca_pem.clone().into_bytes()),
+        })
+        .unwrap()
+    }
+
+    /// A device driven by hand through the protocol: the attacker who can
+    /// register on the relay and send whatever bytes they like.
+    pub async fn raw_device(&self, user: &str) -> RawDevice {
+        let mut account = occ_core::crypto::Account::generate(0).unwrap();
+        account.generate_one_time_prekeys(20).unwrap();
+        let api = self.api();
+        api.register(&occ_core::sync::registration(&account, user, None).unwrap())
+            .await
+            .unwrap();
+        let id = account.device_id().to_hex();
+        api.authenticate(&id, |m| account.identity().sign(b"", m))
+            .await
+            .unwrap();
+        RawDevice {
+            user: user.to_string(),
+            account,
+            api,
+            sessions: Default::default(),
+            sent: 0,
+        }
+    }
+
+    /// The raw SQLCipher connection to a client's database (the device
+    /// holder with the key, or a second process).
+    pub fn client_db(&self, name: &str) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.profile_dir(name).join("occ.db")).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA key = \"x'{}'\";",
+            hex::encode(self.key_of(name).as_bytes())
+        ))
+        .unwrap();
+        conn
+    }
+}
+
+pub struct RawDevice {
+    pub user: String,
+    pub account: occ_core::crypto::Account,
+    pub api: occ_core::transport::ApiClient,
+    sessions: std::collections::HashMap<String, occ_core::crypto::Session>,
+    sent: u32,
+}
+
+impl RawDevice {
+    pub fn device_id(&self) -> String {
+        self.account.device_id().to_hex()
+    }
+
+    /// Encrypts `payload` for `device` (a session is started from a claimed
+    /// bundle the first time) and sends it as its own relay item.
+    pub async fn send_payload(&mut self, device: &str, payload: &[u8]) {
+        if !self.sessions.contains_key(device) {
+            let bundle =
+                occ_protocol::PreKeyBundle::parse(&self.api.bundle(device).await.unwrap()).unwrap();
+            let s = occ_core::crypto::Session::initiate(self.account.identity(), &bundle).unwrap();
+            self.sessions.insert(device.to_string(), s);
+        }
+        let envelope = self
+            .sessions
+            .get_mut(device)
+            .unwrap()
+            .encrypt(payload)
+            .unwrap();
+        self.sent += 1;
+        self.api
+            .send(&occ_protocol::api::SendRequest {
+                idempotency_key: format!("{}-{}", self.user, self.sent),
+                ttl_secs: 600,
+                class: "text".into(),
+                thread: None,
+                envelopes: vec![occ_protocol::api::OutEnvelope {
+                    device_id: device.to_string(),
+                    envelope: envelope.into(),
+                }],
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A direct text payload from this device's user to `to`.
+    pub fn text(&self, to: &str, message_id: &str, body: &str) -> Vec<u8> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        occ_protocol::payload::Payload::Text(occ_protocol::payload::TextMessage {
+            message_id: message_id.into(),
+            thread_id: occ_core::sync::direct_thread_id(&self.user, to),
+            thread_title: self.user.clone(),
+            group: false,
+            sender_user: self.user.clone(),
+            sent_ms: now,
+            ttl_expiry_ms: now + 600_000,
+            read_timer_ms: None,
+            body: body.as_bytes().to_vec(),
+        })
+        .encode()
+        .to_vec()
+    }
+}
