@@ -259,14 +259,20 @@ impl RawDevice {
         self.account.device_id().to_hex()
     }
 
+    /// Claims `device`'s prekey bundle and starts a session from it.
+    pub async fn open_session(&mut self, device: &str) -> occ_protocol::PreKeyBundle {
+        let bundle =
+            occ_protocol::PreKeyBundle::parse(&self.api.bundle(device).await.unwrap()).unwrap();
+        let s = occ_core::crypto::Session::initiate(self.account.identity(), &bundle).unwrap();
+        self.sessions.insert(device.to_string(), s);
+        bundle
+    }
+
     /// Encrypts `payload` for `device` (a session is started from a claimed
     /// bundle the first time) and sends it as its own relay item.
     pub async fn send_payload(&mut self, device: &str, payload: &[u8]) {
         if !self.sessions.contains_key(device) {
-            let bundle =
-                occ_protocol::PreKeyBundle::parse(&self.api.bundle(device).await.unwrap()).unwrap();
-            let s = occ_core::crypto::Session::initiate(self.account.identity(), &bundle).unwrap();
-            self.sessions.insert(device.to_string(), s);
+            self.open_session(device).await;
         }
         let envelope = self
             .sessions
