@@ -57,7 +57,7 @@ fn texts(list: &[occ_core::store::StoredMessage]) -> Vec<String> {
         .collect()
 }
 
-pub async fn run() -> Result<(), Fail> {
+pub(crate) async fn run() -> Result<(), Fail> {
     let tmp = tempfile::tempdir().map_err(|e| Fail(format!("no temporary directory: {e}")))?;
     let root = tmp.path();
 

@@ -3,7 +3,7 @@
 //! ```text
 //! occ --profile DIR init --server URL --pin PIN [--pin BACKUP] [--ca FILE] --user NAME [--push URL]
 //! occ --profile DIR send --to USER[,USER...] [--thread ID] --ttl SECONDS [--read-timer SECONDS] TEXT
-//! occ --profile DIR sync [--wait SECONDS]
+//! occ --profile DIR sync [--wait SECONDS | --watch]
 //! occ --profile DIR messages [--thread ID] [--limit N] [--json]
 //! occ --profile DIR threads [--json]
 //! occ --profile DIR fetch RELAY_MESSAGE_ID
@@ -78,6 +78,9 @@ enum Command {
         /// Seconds to wait for the first new message.
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        /// Keep syncing in the background, printing events, until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
     },
     /// List messages (newest first), filtered by retention.
     Messages {
@@ -120,7 +123,7 @@ enum Command {
 
 /// A one-line failure for stderr.
 #[derive(Debug)]
-pub struct Fail(String);
+pub(crate) struct Fail(String);
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
@@ -190,7 +193,7 @@ fn profile(cli: &Cli) -> Result<&Path, Fail> {
 }
 
 /// A path as the core takes it.
-pub fn path_str(dir: &Path) -> Result<&str, Fail> {
+pub(crate) fn path_str(dir: &Path) -> Result<&str, Fail> {
     dir.to_str()
         .ok_or_else(|| Fail(format!("the path {} is not valid UTF-8", dir.display())))
 }
@@ -292,7 +295,20 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 ))),
             }
         }
-        Command::Sync { wait } => {
+        Command::Sync { watch: true, .. } => {
+            let client = open(profile(&cli)?)?;
+            client.set_listener(Some(std::sync::Arc::new(output::EventPrinter)));
+            let handle = client.start_sync(occ_core::SyncOptions::default())?;
+            println!("syncing in the background; Ctrl-C to stop");
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| Fail(format!("cannot wait for Ctrl-C: {e}")))?;
+            handle.stop();
+            handle.stopped().await;
+            client.close();
+            Ok(())
+        }
+        Command::Sync { wait, .. } => {
             let client = open(profile(&cli)?)?;
             let flushed = client.flush().await?;
             let received = client.receive(wait.saturating_mul(1000)).await?;

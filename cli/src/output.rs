@@ -1,6 +1,7 @@
 //! Human and `--json` output. The JSON shapes are stable and documented in
 //! the README.
 
+use occ_core::ClientEvent;
 use occ_core::retention::PurgeReport;
 use occ_core::store::{StoredMessage, ThreadKind, ThreadSummary};
 use serde_json::json;
@@ -8,7 +9,7 @@ use serde_json::json;
 /// `messages`: one line per message, or a JSON array of
 /// `{id, thread_id, sender, outgoing, text, sent_ms, received_ms, expires_ms,
 ///   read_timer_ms, first_read_ms}`.
-pub fn messages(list: &[StoredMessage], as_json: bool) {
+pub(crate) fn messages(list: &[StoredMessage], as_json: bool) {
     if as_json {
         let v: Vec<_> = list
             .iter()
@@ -46,7 +47,7 @@ pub fn messages(list: &[StoredMessage], as_json: bool) {
 
 /// `threads`: one line per thread, or a JSON array of
 /// `{id, title, kind, last_ms}`.
-pub fn threads(list: &[ThreadSummary], as_json: bool) {
+pub(crate) fn threads(list: &[ThreadSummary], as_json: bool) {
     let kind = |k: ThreadKind| {
         if k == ThreadKind::Group {
             "group"
@@ -68,7 +69,7 @@ pub fn threads(list: &[ThreadSummary], as_json: bool) {
 }
 
 /// `purge`: a summary, or `{at_ms, expired_ids, kept_too_long_ids, attachments}`.
-pub fn purge(r: &PurgeReport, as_json: bool) {
+pub(crate) fn purge(r: &PurgeReport, as_json: bool) {
     if as_json {
         println!(
             "{}",
@@ -87,5 +88,38 @@ pub fn purge(r: &PurgeReport, as_json: bool) {
             r.kept_too_long_ids.len(),
             r.attachments
         );
+    }
+}
+
+/// `sync --watch`: one line per event (identifiers only, never content).
+pub(crate) struct EventPrinter;
+
+impl occ_core::EventListener for EventPrinter {
+    fn on_event(&self, event: ClientEvent) {
+        match event {
+            ClientEvent::MessageReceived {
+                thread_id,
+                message_id,
+                sender,
+            } => println!("received {message_id} from {sender} in {thread_id}"),
+            ClientEvent::MessageSent { message_id } => println!("sent {message_id}"),
+            ClientEvent::MessagesExpired { message_ids } => {
+                println!("expired {}", message_ids.join(","));
+            }
+            ClientEvent::DeliveryFailed { message_id, reason } => {
+                println!("undeliverable {message_id}: {reason}");
+            }
+            ClientEvent::SecurityAlert { kind, detail } => {
+                println!("security alert {kind}: {detail}");
+            }
+            ClientEvent::ConnectionChanged { connected, reason } => {
+                if connected {
+                    println!("connected");
+                } else {
+                    println!("disconnected: {reason}");
+                }
+            }
+            _ => {}
+        }
     }
 }

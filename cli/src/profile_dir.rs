@@ -25,7 +25,7 @@ const PROFILE_FILES: &[&str] = &[
 const PROFILE_DIRS: &[&str] = &["attachments"];
 
 /// What `init` made, to undo on failure.
-pub enum Made {
+pub(crate) enum Made {
     /// This directory (the highest one that did not exist) and all below.
     Tree(PathBuf),
     /// Only the profile's own files inside an existing empty directory.
@@ -48,7 +48,7 @@ fn make_private(_dir: &Path) -> std::io::Result<()> {
 }
 
 /// Checks `dir` and makes it ready for a new profile.
-pub fn prepare(dir: &Path) -> Result<Made, Fail> {
+pub(crate) fn prepare(dir: &Path) -> Result<Made, Fail> {
     if dir.exists() {
         if !dir.is_dir() {
             return Err(Fail(format!("{} is not a directory", dir.display())));
@@ -92,7 +92,7 @@ pub fn prepare(dir: &Path) -> Result<Made, Fail> {
 impl Made {
     /// Removes what `init` made (best effort: a failure here must not hide
     /// the failure being reported).
-    pub fn undo(self) {
+    pub(crate) fn undo(self) {
         match self {
             Made::Tree(top) => {
                 let _ = std::fs::remove_dir_all(top);

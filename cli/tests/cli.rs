@@ -1,4 +1,11 @@
 //! The `occ` binary as a user scripts it, against a real relay.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -310,4 +317,58 @@ fn the_demo_runs_and_exits_zero() {
             "the demo did not show {phrase:?}:\n{text}"
         );
     }
+}
+
+#[test]
+fn sync_watch_prints_events_as_they_happen_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let (a, b) = (tmp.path().join("alice"), tmp.path().join("bob"));
+    init(&r, &a, "alice");
+    init(&r, &b, "bob");
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_occ"))
+        .args(["--profile", &b.display().to_string(), "sync", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let sent = ok(&occ(&[
+        "--profile",
+        &a.display().to_string(),
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "600",
+        "watch this",
+    ]));
+    let id = sent.trim().strip_prefix("sent ").unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with(&format!("received {id} from alice")))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no event for {id}; saw {seen:?}"),
+        }
+    }
+    assert!(seen.iter().all(|l| !l.contains("watch this")), "{seen:?}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }

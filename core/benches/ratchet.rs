@@ -10,6 +10,13 @@
 //!
 //! Targets (issue 2): occ encrypt ≤ 0.5× vodozemac, occ decrypt ≤ 1.2×
 //! vodozemac, both ≤ 1.5× the floor.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod support;
 

@@ -9,6 +9,13 @@
 //!
 //! `cargo bench -p occ-core --features bench-internals --bench store`
 //! (set `OCC_BENCH_QUICK=1` for a smaller, faster smoke run).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,11 @@
 //! Property tests of the Double Ratchet under reordering, loss and replay.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 use occ_core::crypto::ratchet::MAX_SKIP;
 use occ_core::crypto::{Account, CryptoError, Session};

@@ -57,7 +57,7 @@ fn bad(msg: impl Into<String>) -> RelayError {
 }
 
 /// A JSON body whose rejections are JSON errors too.
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = RelayError;
@@ -95,7 +95,7 @@ fn path_rejection(rej: PathRejection) -> RelayError {
 }
 
 /// The authenticated device of a request.
-pub struct AuthDevice(pub String);
+pub(crate) struct AuthDevice(pub(crate) String);
 
 impl FromRequestParts<Shared> for AuthDevice {
     type Rejection = RelayError;

@@ -1,5 +1,12 @@
 //! Background sync: messages arrive with no calls from the app, delivery
 //! resumes after the relay dies and comes back, and `stop()` is prompt.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,5 +1,12 @@
 //! A client killed between `send` and the relay's answer delivers the message
 //! exactly once after restart.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod common;
 

@@ -1,5 +1,12 @@
 //! The relay's identity end to end: pinning on the validated chain, the
 //! signed acknowledgement, and the relay's refusal of bad requests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
 
 mod common;
 

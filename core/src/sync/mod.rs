@@ -52,10 +52,10 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::store::Store;
 
-pub use connection::registration;
-pub use incoming::{ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};
-pub use outgoing::{DeliveryFailure, FlushReport, Recipient};
-pub use prekeys::PrekeyReport;
+pub use connection::{PREKEY_BATCH, registration};
+pub use incoming::{INBOX_PAGE, ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};
+pub use outgoing::{DeliveryFailure, FlushReport, MAX_BACKOFF_MS, MAX_TEXT_LEN, Recipient};
+pub use prekeys::{PREKEY_LOW_WATER, PrekeyReport};
 pub use threads::direct_thread_id;
 
 /// Enrolment with a relay, persisted in the profile.

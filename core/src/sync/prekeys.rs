@@ -14,12 +14,12 @@
 //! secret we do not hold; if publishing fails, the next pass publishes the
 //! signed prekey again (its id is remembered only once the relay has it).
 
-pub use crate::crypto::prekeys::SIGNED_PREKEY_MAX_AGE;
 use occ_protocol::api::PreKeyUpload;
 
 use super::Engine;
 use super::connection::{PREKEY_BATCH, one_time_prekeys_json, signed_prekey_json};
 use super::threads::secs;
+use crate::crypto::prekeys::SIGNED_PREKEY_MAX_AGE;
 use crate::error::Result;
 use crate::store::config;
 
