@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: formatting, lints, and every test in the workspace.
-# `.ci/run` calls exactly this. It installs what it needs itself.
+# The one test command: formatting, lints, dependency policy, and every test
+# in the workspace. `.ci/run` calls exactly this. It installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,14 +20,32 @@ ensure_apt() {
 }
 ensure_apt pkg-config libssl-dev
 
+# Cargo tools from crates.io.
+ensure_cargo_tool() {
+  command -v "$1" >/dev/null 2>&1 || {
+    echo "== installing $1"
+    cargo install --locked "$1"
+  }
+}
+ensure_cargo_tool cargo-deny
+
 echo "== toolchain"
 cargo --version
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy (all targets, warnings are errors)"
+echo "== cargo clippy (all targets, warnings are errors, workspace lint table)"
 cargo clippy --workspace --all-targets --features occ-core/bench-internals -- -D warnings
+
+echo "== cargo deny (licenses, one version of each crate, sources)"
+cargo deny --offline check licenses bans sources
+echo "== cargo deny (advisories)"
+if timeout 120 cargo deny fetch db >/dev/null 2>&1 || ls "$HOME"/.cargo/advisory-dbs/*/crates >/dev/null 2>&1; then
+  cargo deny --offline check advisories
+else
+  echo "   the RustSec advisory database cannot be fetched from here; advisories not checked"
+fi
 
 echo "== cargo test (workspace)"
 cargo test --workspace

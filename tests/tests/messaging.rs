@@ -248,7 +248,10 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
     // No client returns it: bob never gets it, alice's copy is filtered.
     assert_eq!(bob.sync().await.unwrap().received.received().len(), 0);
     let dm = direct_thread_id("alice", "bob");
-    assert!(bob.messages(&dm, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        bob.messages(&dm, 10).await,
+        Err(Error::NotFound { .. })
+    ));
     assert!(alice.messages(&dm, 10).await.unwrap().is_empty());
     assert!(matches!(alice.message(&id).await, Err(Error::Expired)));
     assert_eq!(
