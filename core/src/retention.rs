@@ -254,6 +254,41 @@ mod tests {
     }
 
     #[test]
+    fn the_clocks_read_what_they_should() {
+        let sys = SystemClock::new();
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((sys.wall_ms() - real).abs() < 5_000);
+        let m0 = sys.monotonic_ms();
+        assert!((0..5_000).contains(&m0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(sys.monotonic_ms() >= m0 + 20);
+
+        let manual = ManualClock::new(10_000);
+        assert_eq!((manual.wall_ms(), manual.monotonic_ms()), (10_000, 0));
+        manual.advance(250);
+        assert_eq!((manual.wall_ms(), manual.monotonic_ms()), (10_250, 250));
+        manual.set_wall(3);
+        assert_eq!((manual.wall_ms(), manual.monotonic_ms()), (3, 250));
+        manual.advance(-1);
+        assert_eq!((manual.wall_ms(), manual.monotonic_ms()), (2, 250));
+        assert_eq!(DAY_MS, 86_400_000);
+        assert_eq!(DEFAULT_KEEP_PERIOD_MS, 30 * 86_400_000);
+    }
+
+    #[test]
+    fn a_purge_report_counts_both_kinds_of_removal() {
+        let r = PurgeReport {
+            expired_ids: vec!["a".into(), "b".into()],
+            kept_too_long_ids: vec!["c".into(), "d".into(), "e".into()],
+            ..PurgeReport::default()
+        };
+        assert_eq!(r.messages(), 5);
+    }
+
+    #[test]
     fn trusted_time_never_goes_back() {
         let clock = ManualClock::new(10_000);
         let t = TrustedTime::new(&clock, 0);
@@ -271,7 +306,18 @@ mod tests {
         // Server time moves it forward, never back.
         assert_eq!(t2.observe(&clock, 20_000), 20_000);
         assert_eq!(t2.observe(&clock, 15_000), 20_000);
+        assert_eq!(t2.observe(&clock, 20_000), 20_000);
         clock.advance(10);
         assert_eq!(t2.now_ms(&clock), 20_010);
+        // The device clock running ahead becomes the anchor; set back again,
+        // trusted time continues from there.
+        clock.set_wall(50_000);
+        assert_eq!(t2.now_ms(&clock), 50_000);
+        clock.set_wall(0);
+        clock.advance(5);
+        assert_eq!(t2.now_ms(&clock), 50_005);
+        // A device clock exactly at trusted time changes nothing.
+        clock.set_wall(50_005);
+        assert_eq!(t2.now_ms(&clock), 50_005);
     }
 }

@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use occ_core::retention::{DAY_MS, ManualClock};
+use occ_core::retention::{Clock, DAY_MS, ManualClock};
 use occ_core::store::{DbKey, Inserted, NewMessage, ProfileDirs, Store, StoreError};
 
 const T0: i64 = 1_800_000_000_000;
@@ -97,6 +97,11 @@ fn expired_and_past_keep_period_messages_are_never_returned_whatever_the_clock()
 
     // The user turns the device clock back an hour: nothing comes back.
     clock.set_wall(T0 - 60 * MIN);
+    assert_eq!(
+        clock.wall_ms(),
+        T0 - 60 * MIN,
+        "the device clock did go back"
+    );
     assert!(!visible(&store, "ttl"));
     assert!(!visible(&store, "timer"));
     assert!(store.now_ms() >= T0 + 11 * MIN);
@@ -209,8 +214,36 @@ fn purge_reports_ids_and_counts_without_content() {
     assert_eq!(report.messages(), 2);
     assert!(!format!("{report:?}").contains("secret"));
     assert_eq!(ids(&store, "t"), ["live"]);
-    // A second purge finds nothing more.
+    // The purge log holds ids and counts, never content.
+    let log = store.purge_log().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].at_ms, report.at_ms);
+    assert_eq!((log[0].messages, log[0].attachments), (2, 1));
+    let mut logged = log[0].message_ids.clone();
+    logged.sort();
+    assert_eq!(logged, ["e1", "e2"]);
+    // A second purge finds nothing more, and logs nothing.
     assert_eq!(store.purge().unwrap().messages(), 0);
+    assert_eq!(store.purge_log().unwrap().len(), 1);
+}
+
+#[test]
+fn the_default_keep_period_is_thirty_days() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut store = Store::create(tmp.path(), &DbKey::generate().unwrap(), clock.clone()).unwrap();
+    assert_eq!(store.keep_period_ms().unwrap(), 30 * 24 * 3600 * 1000);
+    store
+        .insert_message(&msg("old", "t", b"x", T0 + 60 * DAY_MS))
+        .unwrap();
+    clock.advance(30 * DAY_MS - 1);
+    assert!(visible(&store, "old"), "still inside the keep period");
+    clock.advance(1);
+    assert!(!visible(&store, "old"), "exactly 30 days after arrival");
+    let report = store.purge().unwrap();
+    assert_eq!(report.kept_too_long_ids, ["old"]);
+    assert!(report.expired_ids.is_empty());
+    assert_eq!(store.purge_log().unwrap()[0].message_ids, ["old"]);
 }
 
 #[test]
