@@ -1,7 +1,8 @@
 //! occ's Double Ratchet against vodozemac (Olm) and against the floor, in one run.
 //!
-//! `cargo bench -p occ-core --bench ratchet` prints criterion's timings and then
-//! a ratio table. Both libraries are measured bytes-in, bytes-out: occ encrypts
+//! `cargo bench -p occ-core --bench ratchet` prints a ratio table; each ratio
+//! is the median of alternating A/B rounds measured in this run (see
+//! `support`). Both libraries are measured bytes-in, bytes-out: occ encrypts
 //! to envelope bytes and decrypts from them; vodozemac encrypts to an
 //! `OlmMessage` and serialises it (`to_parts`), and decrypts after parsing it
 //! (`from_parts`). The floor is the least any ratchet must do per message: one
@@ -22,14 +23,14 @@ mod support;
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use criterion::{BatchSize, Criterion, Throughput};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use occ_core::crypto::{Account, Session};
 use occ_protocol::Envelope;
 use sha2::Sha256;
 use std::hint::black_box;
-use support::Ratio;
+use std::time::{Duration, Instant};
+use support::{Comparison, compare};
 use vodozemac::olm::{Account as VAccount, OlmMessage, Session as VSession, SessionConfig};
 
 const NOW: u64 = 1_800_000_000;
@@ -156,153 +157,170 @@ impl Floor {
 
 type ChaCha20Poly1305AndNonce = (ChaCha20Poly1305, [u8; 12]);
 
-fn bench_encrypt(c: &mut Criterion) {
-    for size in SIZES {
-        let pt = vec![0x42u8; size];
-        let mut g = c.benchmark_group(format!("encrypt_{size}"));
-        g.throughput(Throughput::Bytes(size as u64));
+fn timed(n: u64, mut op: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    t.elapsed()
+}
+
+/// Times `n` decryptions of messages the sender made beforehand (untimed).
+fn decrypt_timed<M>(n: u64, mut make: impl FnMut() -> M, mut open: impl FnMut(M)) -> Duration {
+    let msgs: Vec<M> = (0..n).map(|_| make()).collect();
+    let t = Instant::now();
+    for m in msgs {
+        open(m);
+    }
+    t.elapsed()
+}
+
+fn encrypt_rows(rows: &mut Vec<Comparison>, size: usize) {
+    let pt = vec![0x42u8; size];
+    let n = 4000;
+    for (other, target) in [("vodozemac", 0.5), ("floor", 1.5)] {
         let (mut a, _b) = occ_pair();
-        g.bench_function("occ", |b| {
-            b.iter(|| black_box(a.encrypt(black_box(&pt)).unwrap()))
-        });
         let (mut va, _vb) = voz_pair();
-        g.bench_function("vodozemac", |b| {
-            b.iter(|| black_box(voz_encrypt(&mut va, black_box(&pt))))
-        });
         let mut floor = Floor { chain: [7; 32] };
-        g.bench_function("floor", |b| {
-            b.iter(|| black_box(floor.encrypt(black_box(&pt))))
-        });
-        g.finish();
+        let occ = |n| timed(n, || drop(black_box(a.encrypt(black_box(&pt)).unwrap())));
+        let row = if other == "vodozemac" {
+            compare(
+                format!("encrypt {size} B, occ vs vodozemac"),
+                ("occ", occ),
+                ("vodozemac", |n| {
+                    timed(n, || drop(black_box(voz_encrypt(&mut va, black_box(&pt)))))
+                }),
+                n,
+                Some(target),
+            )
+        } else {
+            compare(
+                format!("encrypt {size} B, occ vs floor"),
+                ("occ", occ),
+                ("floor", |n| {
+                    timed(n, || drop(black_box(floor.encrypt(black_box(&pt)))))
+                }),
+                n,
+                Some(target),
+            )
+        };
+        rows.push(row);
     }
 }
 
-fn bench_decrypt(c: &mut Criterion) {
-    for size in SIZES {
-        let pt = vec![0x42u8; size];
-        let mut g = c.benchmark_group(format!("decrypt_{size}"));
-        g.throughput(Throughput::Bytes(size as u64));
-        // The sender produces each message in the (untimed) setup; the
-        // receiver decrypts them in order on its established chain.
+fn decrypt_rows(rows: &mut Vec<Comparison>, size: usize) {
+    let pt = vec![0x42u8; size];
+    let n = 4000;
+    for (other, target) in [("vodozemac", 1.2), ("floor", 1.5)] {
         let (mut a, mut b) = occ_pair();
-        g.bench_function("occ", |bch| {
-            bch.iter_batched(
+        let occ = |n| {
+            decrypt_timed(
+                n,
                 || a.encrypt(&pt).unwrap(),
-                |m| black_box(b.decrypt(&m).unwrap()),
-                BatchSize::SmallInput,
+                |m| drop(black_box(b.decrypt(&m).unwrap())),
             )
-        });
-        let (mut va, mut vb) = voz_pair();
-        g.bench_function("vodozemac", |bch| {
-            bch.iter_batched(
-                || voz_encrypt(&mut va, &pt),
-                |m| black_box(voz_decrypt(&mut vb, &m)),
-                BatchSize::SmallInput,
+        };
+        let row = if other == "vodozemac" {
+            let (mut va, mut vb) = voz_pair();
+            compare(
+                format!("decrypt {size} B, occ vs vodozemac"),
+                ("occ", occ),
+                ("vodozemac", |n| {
+                    decrypt_timed(
+                        n,
+                        || voz_encrypt(&mut va, &pt),
+                        |m| drop(black_box(voz_decrypt(&mut vb, &m))),
+                    )
+                }),
+                n,
+                Some(target),
             )
-        });
-        let mut floor_sender = Floor { chain: [7; 32] };
-        let mut floor = Floor { chain: [7; 32] };
-        g.bench_function("floor", |bch| {
-            bch.iter_batched(
-                || floor_sender.encrypt(&pt),
-                |m| black_box(floor.decrypt(&m)),
-                BatchSize::SmallInput,
+        } else {
+            let mut sender = Floor { chain: [7; 32] };
+            let mut floor = Floor { chain: [7; 32] };
+            compare(
+                format!("decrypt {size} B, occ vs floor"),
+                ("occ", occ),
+                ("floor", |n| {
+                    decrypt_timed(
+                        n,
+                        || sender.encrypt(&pt),
+                        |m| drop(black_box(floor.decrypt(&m))),
+                    )
+                }),
+                n,
+                Some(target),
             )
-        });
-        g.finish();
+        };
+        rows.push(row);
     }
 }
 
-fn bench_round_trip(c: &mut Criterion) {
+/// A → B then B → A: each message starts a new chain, so each receiver
+/// performs a DH ratchet step.
+fn round_trip_row(rows: &mut Vec<Comparison>) {
     let pt = vec![0x42u8; 256];
-    let mut g = c.benchmark_group("round_trip_dh_step");
-    // A → B then B → A: each message starts a new chain, so each receiver
-    // performs a DH ratchet step.
     let (mut a, mut b) = occ_pair();
-    g.bench_function("occ", |bch| {
-        bch.iter(|| {
-            let m = a.encrypt(&pt).unwrap();
-            b.decrypt(&m).unwrap();
-            let r = b.encrypt(&pt).unwrap();
-            black_box(a.decrypt(&r).unwrap())
-        })
-    });
     let (mut va, mut vb) = voz_pair();
-    g.bench_function("vodozemac", |bch| {
-        bch.iter(|| {
-            let m = voz_encrypt(&mut va, &pt);
-            voz_decrypt(&mut vb, &m);
-            let r = voz_encrypt(&mut vb, &pt);
-            black_box(voz_decrypt(&mut va, &r))
-        })
-    });
-    g.finish();
+    rows.push(compare(
+        "round trip with a DH step each way",
+        ("occ", |n| {
+            timed(n, || {
+                let m = a.encrypt(&pt).unwrap();
+                b.decrypt(&m).unwrap();
+                let r = b.encrypt(&pt).unwrap();
+                black_box(a.decrypt(&r).unwrap());
+            })
+        }),
+        ("vodozemac", |n| {
+            timed(n, || {
+                let m = voz_encrypt(&mut va, &pt);
+                voz_decrypt(&mut vb, &m);
+                let r = voz_encrypt(&mut vb, &pt);
+                black_box(voz_decrypt(&mut va, &r));
+            })
+        }),
+        200,
+        None,
+    ));
 }
 
-fn bench_setup(c: &mut Criterion) {
-    let mut g = c.benchmark_group("session_setup");
-    // Key generation (accounts, prekeys) is setup; timed: initiate from the
-    // bundle, first message, responder accepts it.
+/// Key generation (accounts, prekeys) is untimed; timed: initiate from the
+/// bundle, first message, responder accepts it.
+fn setup_row(rows: &mut Vec<Comparison>) {
     let alice = Account::generate(NOW).unwrap();
-    g.bench_function("occ", |bch| {
-        bch.iter_batched(
-            occ_bob_with_prekey,
-            |(mut bob, bundle)| black_box(occ_setup(&alice, &mut bob, &bundle)),
-            BatchSize::SmallInput,
-        )
-    });
     let valice = VAccount::new();
-    g.bench_function("vodozemac", |bch| {
-        bch.iter_batched(
-            voz_bob,
-            |(mut bob, otk)| black_box(voz_setup(&valice, &mut bob, otk)),
-            BatchSize::SmallInput,
-        )
-    });
-    g.finish();
+    rows.push(compare(
+        "session setup (X3DH + first message)",
+        ("occ", |n| {
+            decrypt_timed(n, occ_bob_with_prekey, |(mut bob, bundle)| {
+                black_box(occ_setup(&alice, &mut bob, &bundle));
+            })
+        }),
+        ("vodozemac", |n| {
+            decrypt_timed(n, voz_bob, |(mut bob, otk)| {
+                black_box(voz_setup(&valice, &mut bob, otk));
+            })
+        }),
+        100,
+        None,
+    ));
 }
 
 fn main() {
-    let mut c = support::criterion();
-    bench_encrypt(&mut c);
-    bench_decrypt(&mut c);
-    bench_round_trip(&mut c);
-    bench_setup(&mut c);
-    c.final_summary();
-
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
     let mut rows = Vec::new();
     for size in SIZES {
-        for (op, target) in [("encrypt", 0.5), ("decrypt", 1.2)] {
-            let group = format!("{op}_{size}");
-            rows.push(Ratio {
-                label: format!("{op} {size} B, occ vs vodozemac"),
-                group: group.clone(),
-                numerator: "occ",
-                denominator: "vodozemac",
-                target: Some(target),
-            });
-            rows.push(Ratio {
-                label: format!("{op} {size} B, occ vs floor"),
-                group,
-                numerator: "occ",
-                denominator: "floor",
-                target: Some(1.5),
-            });
-        }
+        eprintln!("encrypt {size} B ...");
+        encrypt_rows(&mut rows, size);
+        eprintln!("decrypt {size} B ...");
+        decrypt_rows(&mut rows, size);
     }
-    rows.push(Ratio {
-        label: "round trip with a DH step each way".into(),
-        group: "round_trip_dh_step".into(),
-        numerator: "occ",
-        denominator: "vodozemac",
-        target: None,
-    });
-    rows.push(Ratio {
-        label: "session setup (X3DH + first message)".into(),
-        group: "session_setup".into(),
-        numerator: "occ",
-        denominator: "vodozemac",
-        target: None,
-    });
-    support::print_ratios("occ ratchet vs vodozemac and the floor (same run)", &rows);
+    eprintln!("round trip ...");
+    round_trip_row(&mut rows);
+    eprintln!("session setup ...");
+    setup_row(&mut rows);
+    support::print_table("occ ratchet vs vodozemac and the floor (same run)", &rows);
 }

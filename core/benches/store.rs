@@ -1,4 +1,5 @@
-//! Store benchmarks, reported as ratios measured in one run:
+//! Store benchmarks, reported as ratios measured in one run, each the median
+//! of alternating A/B rounds with its spread (see `support`):
 //!
 //! 1. Ingest 10,000 messages (batches of 100 per transaction): SQLCipher with
 //!    a key vs the same code with no key (plain SQLite). Target ≤ 1.3×.
@@ -17,36 +18,16 @@
     unreachable_pub
 )]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use occ_core::retention::{DAY_MS, ManualClock};
 use occ_core::store::{DbKey, NewMessage, Store};
+use support::{Comparison, ROUNDS};
 
 const T0: i64 = 1_800_000_000_000;
-
-struct Row {
-    label: String,
-    num: (String, Duration),
-    den: (String, Duration),
-    target: f64,
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn fmt(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us >= 1e6 {
-        format!("{:.2} s", us / 1e6)
-    } else if us >= 1e3 {
-        format!("{:.2} ms", us / 1e3)
-    } else {
-        format!("{us:.1} µs")
-    }
-}
 
 fn body(i: u64) -> Vec<u8> {
     // 200 bytes that differ per message (no accidental compression wins).
@@ -97,72 +78,79 @@ fn new_store(dir: &std::path::Path, keyed: bool, clock: Arc<ManualClock>) -> Sto
     s
 }
 
-fn ingest(rows: &mut Vec<Row>, reps: usize) {
-    let mut keyed = Vec::new();
-    let mut plain = Vec::new();
-    for rep in 0..reps {
-        for k in [rep % 2 == 0, rep % 2 != 0] {
-            let tmp = tempfile::tempdir().unwrap();
-            let mut s = new_store(tmp.path(), k, Arc::new(ManualClock::new(T0)));
-            let t = Instant::now();
-            fill(&mut s, "m", "t", 10_000, T0 + 30 * DAY_MS, 100);
-            let d = t.elapsed();
-            if k { keyed.push(d) } else { plain.push(d) }
+/// Time to ingest 10,000 messages into a fresh store.
+fn ingest_once(keyed: bool) -> Duration {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = new_store(tmp.path(), keyed, Arc::new(ManualClock::new(T0)));
+    let t = Instant::now();
+    fill(&mut s, "m", "t", 10_000, T0 + 30 * DAY_MS, 100);
+    t.elapsed()
+}
+
+/// A keyed store holding `stored` long-lived messages in thread "t".
+struct Filled {
+    _tmp: tempfile::TempDir,
+    store: Store,
+    clock: Arc<ManualClock>,
+    round: usize,
+}
+
+impl Filled {
+    fn new(stored: u64) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut store = new_store(tmp.path(), true, clock.clone());
+        fill(&mut store, "live", "t", stored, T0 + 3000 * DAY_MS, 10_000);
+        Self {
+            _tmp: tmp,
+            store,
+            clock,
+            round: 0,
         }
     }
-    rows.push(Row {
-        label: "ingest 10,000 messages (100 per transaction)".into(),
-        num: ("SQLCipher keyed".into(), median(keyed)),
-        den: ("same code unkeyed".into(), median(plain)),
-        target: 1.3,
-    });
-}
 
-/// Builds a store with `stored` long-lived messages in thread "t"; then, `reps`
-/// times, adds 10,000 messages that expire, lets them expire and times the purge.
-fn purge_time(stored: u64, reps: usize, page_time: Option<&mut Duration>) -> Duration {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut s = new_store(tmp.path(), true, clock.clone());
-    fill(&mut s, "live", "t", stored, T0 + 3000 * DAY_MS, 10_000);
-    if let Some(out) = page_time {
-        *out = page(&s);
-    }
-    let mut times = Vec::new();
-    for rep in 0..reps {
-        let now = s.now_ms();
-        fill(
-            &mut s,
-            &format!("exp{rep}-"),
-            "t",
-            10_000,
-            now + 60_000,
-            1000,
-        );
-        clock.advance(120_000);
+    /// Adds 10,000 messages that expire, lets them expire, times the purge.
+    fn purge_once(&mut self) -> Duration {
+        let now = self.store.now_ms();
+        let prefix = format!("exp{}-", self.round);
+        self.round += 1;
+        fill(&mut self.store, &prefix, "t", 10_000, now + 60_000, 1000);
+        self.clock.advance(120_000);
         let t = Instant::now();
-        let report = s.purge().unwrap();
-        times.push(t.elapsed());
+        let report = self.store.purge().unwrap();
+        let d = t.elapsed();
         assert_eq!(report.messages(), 10_000);
+        d
     }
-    median(times)
+
+    /// Time of 100 newest-50 page queries.
+    fn pages(&self) -> Duration {
+        let t = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(self.store.thread_messages("t", 50, None).unwrap().len(), 50);
+        }
+        t.elapsed()
+    }
 }
 
-/// Median time of the newest-50 page of thread "t".
-fn page(s: &Store) -> Duration {
-    for _ in 0..50 {
-        assert_eq!(s.thread_messages("t", 50, None).unwrap().len(), 50);
+/// Runs `a` and `b` [`ROUNDS`] times in alternating order (after a warm-up).
+fn rounds(
+    mut a: impl FnMut() -> Duration,
+    mut b: impl FnMut() -> Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    a();
+    b();
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for r in 0..ROUNDS {
+        if r % 2 == 0 {
+            ta.push(a());
+            tb.push(b());
+        } else {
+            tb.push(b());
+            ta.push(a());
+        }
     }
-    let times = (0..500)
-        .map(|_| {
-            let t = Instant::now();
-            let p = s.thread_messages("t", 50, None).unwrap();
-            let d = t.elapsed();
-            assert_eq!(p.len(), 50);
-            d
-        })
-        .collect();
-    median(times)
+    (ta, tb)
 }
 
 fn main() {
@@ -170,59 +158,45 @@ fn main() {
         return;
     }
     let quick = std::env::var_os("OCC_BENCH_QUICK").is_some();
-    let (small, large, reps) = if quick {
-        (20_000, 200_000, 3)
+    let (small, large) = if quick {
+        (20_000, 200_000)
     } else {
-        (100_000, 1_000_000, 5)
+        (100_000, 1_000_000)
     };
     let mut rows = Vec::new();
 
     eprintln!("ingest: keyed vs unkeyed ...");
-    ingest(&mut rows, reps);
+    let (keyed, plain) = rounds(|| ingest_once(true), || ingest_once(false));
+    rows.push(Comparison::from_rounds(
+        "ingest 10,000 messages (100 per transaction)",
+        ("SQLCipher keyed", keyed),
+        ("same code unkeyed", plain),
+        10_000,
+        Some(1.3),
+    ));
 
-    eprintln!("purge among {small} stored ...");
-    let purge_small = purge_time(small, reps, None);
-    eprintln!("purge among {large} stored (and the page query) ...");
-    let mut page_large = Duration::ZERO;
-    let purge_large = purge_time(large, reps, Some(&mut page_large));
-    rows.push(Row {
-        label: "purge 10,000 expired".into(),
-        num: (format!("among {large}"), purge_large),
-        den: (format!("among {small}"), purge_small),
-        target: 1.5,
-    });
+    eprintln!("filling stores of {small} and {large} messages ...");
+    let mut s_small = Filled::new(small);
+    let mut s_large = Filled::new(large);
+    eprintln!("purge ...");
+    let (pl, ps) = rounds(|| s_large.purge_once(), || s_small.purge_once());
+    rows.push(Comparison::from_rounds(
+        "purge 10,000 expired",
+        (&format!("among {large}"), pl),
+        (&format!("among {small}"), ps),
+        10_000,
+        Some(1.5),
+    ));
 
-    eprintln!("page query on 10,000 ...");
-    let tmp = tempfile::tempdir().unwrap();
-    let mut s = new_store(tmp.path(), true, Arc::new(ManualClock::new(T0)));
-    fill(&mut s, "m", "t", 10_000, T0 + 3000 * DAY_MS, 10_000);
-    let page_small = page(&s);
-    rows.push(Row {
-        label: "newest-50 page of a thread".into(),
-        num: (format!("{large} stored"), page_large),
-        den: ("10000 stored".into(), page_small),
-        target: 1.5,
-    });
-
-    println!("\n## occ store (one run, medians)\n");
-    println!("| measurement | numerator | denominator | ratio | target | verdict |");
-    println!("|---|---|---|---|---|---|");
-    for r in rows {
-        let ratio = r.num.1.as_secs_f64() / r.den.1.as_secs_f64();
-        println!(
-            "| {} | {} {} | {} {} | {:.3} | ≤ {} | {} |",
-            r.label,
-            r.num.0,
-            fmt(r.num.1),
-            r.den.0,
-            fmt(r.den.1),
-            ratio,
-            r.target,
-            if ratio <= r.target {
-                "meets target"
-            } else {
-                "MISSES target"
-            }
-        );
-    }
+    eprintln!("page query ...");
+    let s_tiny = Filled::new(10_000);
+    let (ql, qs) = rounds(|| s_large.pages(), || s_tiny.pages());
+    rows.push(Comparison::from_rounds(
+        "newest-50 page of a thread",
+        (&format!("{large} stored"), ql),
+        ("10000 stored", qs),
+        100,
+        Some(1.5),
+    ));
+    support::print_table("occ store (one run)", &rows);
 }

@@ -196,6 +196,8 @@ async fn expired_not_found_invalid_input_closed() {
     let alice = Client::create_with_clock(dir.to_str().unwrap(), key(), clock.clone()).unwrap();
     alice.enrol(env.options("alice")).await.unwrap();
     let _bob = env.client("bob").await;
+    let events = Arc::new(common::Recorder::default());
+    alice.set_listener(Some(events.clone()));
     let id = alice
         .send(to("bob"), b"brief".to_vec(), 1, None)
         .await
@@ -203,6 +205,20 @@ async fn expired_not_found_invalid_input_closed() {
     assert_eq!(alice.message(&id).await.unwrap().id, id);
     clock.advance(1_500);
     assert_eq!(alice.message(&id).await.unwrap_err(), Error::Expired);
+    // It expired before it could be sent: the purge drops it from the
+    // outbox and tells the app it was never delivered.
+    let report = alice.purge().await.unwrap();
+    assert_eq!(report.undelivered_ids, std::slice::from_ref(&id));
+    assert_eq!(report.expired_ids, std::slice::from_ref(&id));
+    assert_eq!(alice.outbox_len().await.unwrap(), 0);
+    assert!(
+        events
+            .events()
+            .contains(&occ_core::ClientEvent::DeliveryFailed {
+                message_id: id.clone(),
+                reason: "its TTL passed before it could be sent".into(),
+            })
+    );
     assert!(matches!(
         alice.message("no-such-message").await,
         Err(Error::NotFound { .. })

@@ -1,58 +1,100 @@
-//! Shared bench plumbing: a Criterion configured to write where we can read
-//! it back, and a ratio table printed from the estimates of the same run.
+//! Shared bench plumbing: alternating A/B measurement and the ratio table.
+//!
+//! A ratio measured once on a shared 2-core machine can swing by half (one
+//! run gave keyed/unkeyed ingest 1.56, the next 1.29). So every ratio here
+//! is the **median of [`ROUNDS`] rounds**; in each round A and B are timed
+//! back to back, in alternating order (AB, BA, AB, …), so a noisy neighbour
+//! slows both sides of the same round. The table prints the per-round spread
+//! (min–max) beside the median, and the verdict is taken on the median.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::SystemTime;
+#![allow(dead_code)]
 
-static STARTED: OnceLock<SystemTime> = OnceLock::new();
+use std::time::Duration;
 
-use criterion::Criterion;
+/// Rounds per comparison (at least five, odd so the median is a round).
+pub const ROUNDS: usize = 9;
 
-/// Criterion's output directory for this workspace.
-pub fn output_dir() -> PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"))
-}
-
-/// A Criterion that honours the command line and writes to [`output_dir`].
-pub fn criterion() -> Criterion {
-    STARTED.get_or_init(SystemTime::now);
-    Criterion::default()
-        .output_directory(&output_dir())
-        .configure_from_args()
-}
-
-/// Mean time in nanoseconds of `group/function`, only if it ran in *this*
-/// run (older estimates on disk are ignored, so every ratio compares figures
-/// measured together).
-pub fn mean_ns(group: &str, function: &str) -> Option<f64> {
-    let path = output_dir()
-        .join(group)
-        .join(function)
-        .join("new/estimates.json");
-    let started = *STARTED.get()?;
-    if std::fs::metadata(&path).ok()?.modified().ok()? < started {
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
-}
-
-/// One row of the ratio table: `numerator / denominator` against a target.
-pub struct Ratio {
+/// One A/B comparison: the per-round figures of both sides.
+pub struct Comparison {
+    /// What is compared.
     pub label: String,
-    pub group: String,
-    pub numerator: &'static str,
-    pub denominator: &'static str,
-    /// Upper bound the ratio should stay under, if there is a target.
+    /// Name and per-round time per operation (ns) of the numerator.
+    pub a: (String, Vec<f64>),
+    /// Name and per-round time per operation (ns) of the denominator.
+    pub b: (String, Vec<f64>),
+    /// Upper bound the median ratio should stay under, if there is one.
     pub target: Option<f64>,
 }
 
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e6 {
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+impl Comparison {
+    /// Builds a comparison from per-round durations of `ops` operations.
+    pub fn from_rounds(
+        label: impl Into<String>,
+        a: (&str, Vec<Duration>),
+        b: (&str, Vec<Duration>),
+        ops: u64,
+        target: Option<f64>,
+    ) -> Self {
+        let per_op = |v: Vec<Duration>| -> Vec<f64> {
+            v.into_iter()
+                .map(|d| d.as_nanos() as f64 / ops as f64)
+                .collect()
+        };
+        Self {
+            label: label.into(),
+            a: (a.0.to_string(), per_op(a.1)),
+            b: (b.0.to_string(), per_op(b.1)),
+            target,
+        }
+    }
+
+    /// The per-round ratios A/B.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.a.1.iter().zip(&self.b.1).map(|(a, b)| a / b).collect()
+    }
+
+    /// The median per-round ratio.
+    pub fn ratio(&self) -> f64 {
+        median(&self.ratios())
+    }
+}
+
+/// Times `a` against `b`. Each closure performs its operation `n` times and
+/// returns how long that took (anything it must prepare stays outside its
+/// timed region). One warm-up pass each, then [`ROUNDS`] alternating rounds.
+pub fn compare(
+    label: impl Into<String>,
+    (a_name, mut a): (&str, impl FnMut(u64) -> Duration),
+    (b_name, mut b): (&str, impl FnMut(u64) -> Duration),
+    n: u64,
+    target: Option<f64>,
+) -> Comparison {
+    a(n.div_ceil(4));
+    b(n.div_ceil(4));
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            ta.push(a(n));
+            tb.push(b(n));
+        } else {
+            tb.push(b(n));
+            ta.push(a(n));
+        }
+    }
+    Comparison::from_rounds(label, (a_name, ta), (b_name, tb), n, target)
+}
+
+/// Formats nanoseconds.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
         format!("{:.2} ms", ns / 1e6)
     } else if ns >= 1e3 {
         format!("{:.2} µs", ns / 1e3)
@@ -61,32 +103,34 @@ fn fmt_ns(ns: f64) -> String {
     }
 }
 
-/// Prints the table (markdown) for every row whose benchmarks ran.
-pub fn print_ratios(title: &str, rows: &[Ratio]) {
+/// Prints the ratio table (markdown).
+pub fn print_table(title: &str, rows: &[Comparison]) {
     println!("\n## {title}\n");
-    println!("| measurement | numerator | denominator | ratio | target | verdict |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "Each ratio is the median of {ROUNDS} alternating A/B rounds in this run; spread = min–max of the rounds.\n"
+    );
+    println!("| measurement | A (median) | B (median) | ratio | spread | target | verdict |");
+    println!("|---|---|---|---|---|---|---|");
     for r in rows {
-        let (Some(n), Some(d)) = (
-            mean_ns(&r.group, r.numerator),
-            mean_ns(&r.group, r.denominator),
-        ) else {
-            continue;
-        };
-        let ratio = n / d;
+        let ratios = r.ratios();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        let ratio = r.ratio();
         let (target, verdict) = match r.target {
             Some(t) if ratio <= t => (format!("≤ {t}"), "meets target"),
             Some(t) => (format!("≤ {t}"), "MISSES target"),
             None => ("—".to_string(), "reported"),
         };
         println!(
-            "| {} | {} {} | {} {} | {:.3} | {} | {} |",
+            "| {} | {} {} | {} {} | {:.3} | {:.3}–{:.3} | {} | {} |",
             r.label,
-            r.numerator,
-            fmt_ns(n),
-            r.denominator,
-            fmt_ns(d),
+            r.a.0,
+            fmt_ns(median(&r.a.1)),
+            r.b.0,
+            fmt_ns(median(&r.b.1)),
             ratio,
+            lo,
+            hi,
             target,
             verdict
         );

@@ -395,11 +395,6 @@ impl ThreadKeys {
         self.rotate(now)
     }
 
-    /// Member devices we hold sender keys for.
-    pub fn member_devices(&self) -> Vec<DeviceId> {
-        self.members.keys().copied().collect()
-    }
-
     /// Parses, verifies and decrypts a thread envelope; returns the sending
     /// member device and the plaintext. On error nothing changes.
     pub fn decrypt(&mut self, envelope: &[u8]) -> Result<(DeviceId, Vec<u8>), CryptoError> {

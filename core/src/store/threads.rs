@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::{Store, StoreError, persist_high_water};
+use super::{Store, StoreError};
 
 /// Longest thread title, in bytes.
 pub const MAX_TITLE_LEN: usize = occ_protocol::payload::MAX_TITLE_LEN;
@@ -148,21 +148,6 @@ pub(crate) fn set_members_in(
 }
 
 impl Store {
-    /// Creates or renames a thread.
-    pub fn upsert_thread(
-        &mut self,
-        id: &str,
-        title: &str,
-        kind: ThreadKind,
-    ) -> Result<(), StoreError> {
-        let now = self.now_ms();
-        let tx = self.conn.transaction()?;
-        upsert_in(&tx, id, title, kind, now, OnExisting::Rename)?;
-        persist_high_water(&tx, now)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Every thread, most recently active first.
     pub fn threads(&self) -> Result<Vec<ThreadSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
