@@ -19,6 +19,19 @@
 //! - [`client`]: the [`Client`] facade, background sync, profiles.
 //! - [`error`]: the public [`Error`], mapped once from each layer's errors.
 //!
+//! Deviations from DESIGN.md, and why:
+//! - Identifier rules live in `occ_protocol::ids` and are enforced by the
+//!   payload parser, so no payload that decrypts can be refused by the store
+//!   later and wedge an inbox.
+//! - A profile is open at most once per process: two clients of one profile
+//!   would hold diverging copies of its one-time prekeys.
+//! - The relay reports the one-time-prekey count with every inbox page, so
+//!   upkeep needs no extra request.
+//! - Benchmarks are bench binaries with an alternating A/B harness instead
+//!   of criterion: criterion measures each function in its own phase, so a
+//!   noisy neighbour skewed ratios by up to half; interleaved rounds with a
+//!   median and spread do not.
+//!
 //! Conventions: no `unsafe`; no `unwrap`/`expect`/`panic` outside tests (the
 //! workspace lints deny them); errors are typed per layer; secrets never
 //! reach `Debug`, logs, errors or events.
