@@ -13,12 +13,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, Recorder};
-use occ_core::{ClientEvent, Recipient, SyncOptions};
-
-fn to(name: &str) -> Recipient {
-    Recipient::User { name: name.into() }
-}
+use common::{Env, Recorder, to};
+use occ_core::{ClientEvent, SyncOptions};
 
 fn quick() -> SyncOptions {
     SyncOptions {

@@ -16,13 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::Env;
+use common::{Env, to};
 use occ_core::store::DbKey;
 use occ_core::{Client, Clock, EnrolOptions, Error, ManualClock, ProfileManager, Recipient};
-
-fn to(name: &str) -> Recipient {
-    Recipient::User { name: name.into() }
-}
 
 fn key() -> Vec<u8> {
     DbKey::generate().unwrap().as_bytes().to_vec()

@@ -14,15 +14,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Env, Recorder, count, texts};
+use common::{Env, Recorder, count, texts, to};
 use occ_core::sync::direct_thread_id;
 use occ_core::{ClientEvent, Error, ItemOutcome, Recipient, SecurityEventKind};
 use occ_protocol::Envelope;
 use occ_protocol::payload::{Payload, TextMessage};
-
-fn to(name: &str) -> Recipient {
-    Recipient::User { name: name.into() }
-}
 
 fn ops(members: &[&str]) -> Recipient {
     Recipient::Thread {

@@ -150,6 +150,11 @@ pub fn relay_db(dir: &Path) -> rusqlite::Connection {
     .unwrap()
 }
 
+/// A direct recipient.
+pub fn to(name: &str) -> occ_core::Recipient {
+    occ_core::Recipient::User { name: name.into() }
+}
+
 pub fn count(db: &rusqlite::Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |r| r.get(0)).unwrap()
 }
