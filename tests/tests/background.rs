@@ -156,3 +156,62 @@ async fn closing_the_client_ends_its_background_sync_and_later_calls_fail_closed
     let bob = env.reopen("bob");
     assert!(bob.threads().await.unwrap().is_empty());
 }
+
+/// Background sync's 25-second long-poll never makes the app wait: a
+/// pull-to-refresh `sync()` returns at once, and
+/// a message both paths see is stored and announced once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_sync_never_waits_behind_the_long_poll() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let events = Arc::new(Recorder::default());
+    bob.set_listener(Some(events.clone()));
+    let started = Instant::now();
+    let _sync = bob.start_sync(SyncOptions::default()).unwrap();
+    assert!(
+        events
+            .wait_for(5, |e| matches!(
+                e,
+                ClientEvent::ConnectionChanged {
+                    connected: true,
+                    ..
+                }
+            ))
+            .await
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "connection state is known at once"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await; // the long-poll is waiting
+    let t = Instant::now();
+    bob.sync().await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    let id = alice
+        .send(to("bob"), b"race".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    let t = Instant::now();
+    bob.sync().await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(events.wait_for(5, |_| received(&events, &id)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let announced = events
+        .events()
+        .iter()
+        .filter(
+            |e| matches!(e, ClientEvent::MessageReceived { message_id, .. } if *message_id == id),
+        )
+        .count();
+    assert_eq!(announced, 1);
+    assert_eq!(
+        bob.messages(&occ_core::sync::direct_thread_id("alice", "bob"), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -201,8 +201,11 @@ impl Backoff {
 
 async fn receiver(engine: Arc<Engine>, options: SyncOptions, status: Arc<Status>) {
     let mut backoff = Backoff::new(options.max_retry_ms);
+    // The first pass (and the first after a failure) does not wait, so the
+    // connection state is known at once; then the long-poll.
+    let mut wait_ms = 0;
     loop {
-        let result = match engine.receive(options.long_poll_ms).await {
+        let result = match engine.receive(wait_ms).await {
             Ok(_) => engine.maintain_prekeys().await.map(|_| ()),
             Err(e) => Err(e),
         };
@@ -210,12 +213,14 @@ async fn receiver(engine: Arc<Engine>, options: SyncOptions, status: Arc<Status>
             Ok(()) => {
                 status.report(&engine, true, "");
                 backoff.reset();
+                wait_ms = options.long_poll_ms;
             }
             Err(Error::Closed) => return,
             Err(e) => {
                 tracing::info!("background receive failed (will retry): {e}");
                 status.report(&engine, false, &e.to_string());
                 backoff.wait().await;
+                wait_ms = 0;
             }
         }
     }

@@ -51,9 +51,13 @@ pub(crate) fn inbox_cursor(conn: &Connection) -> Result<i64, StoreError> {
     Ok(get_i64(conn, INBOX_CURSOR)?.unwrap_or(0))
 }
 
-/// Moves the inbox cursor (inside the page's transaction).
-pub(crate) fn set_inbox_cursor(conn: &Connection, seq: i64) -> Result<(), StoreError> {
-    set(conn, INBOX_CURSOR, &seq.to_be_bytes())
+/// Moves the inbox cursor forward to `seq` (inside the page's transaction);
+/// never back, so drains that overlap cannot rewind it.
+pub(crate) fn advance_inbox_cursor(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    if seq > inbox_cursor(conn)? {
+        set(conn, INBOX_CURSOR, &seq.to_be_bytes())?;
+    }
+    Ok(())
 }
 
 /// The id of the signed prekey the relay is known to hold.

@@ -27,6 +27,12 @@
 //!
 //! Identifier rules are enforced when the payload is parsed
 //! ([`occ_protocol::ids`]), so the store never sees an id it would refuse.
+//!
+//! Drains may overlap — background sync's long-poll, a pull-to-refresh
+//! `sync()`, a push-prompt `fetch()` — and none waits for another: each page
+//! is applied atomically under the local lock, an item seen twice is a
+//! duplicate, and the cursor only moves forward. Order is kept: a page never
+//! holds items older than one already applied.
 
 use std::collections::{HashMap, HashSet};
 
@@ -247,7 +253,6 @@ pub(crate) enum Cursor {
 impl Engine {
     /// Drains the inbox, waiting up to `wait_ms` for the first item.
     pub(crate) async fn receive(&self, wait_ms: u64) -> Result<ReceiveReport> {
-        let _gate = self.receive_gate.lock().await;
         let mut report = ReceiveReport::default();
         let mut wait = wait_ms.min(occ_protocol::api::MAX_WAIT_MS);
         loop {
@@ -292,7 +297,6 @@ impl Engine {
                 Box::pin(async move { api.fetch(&id).await })
             })
             .await?;
-        let _gate = self.receive_gate.lock().await;
         let items = self.process(&[item], Cursor::Keep).await?;
         Ok(ReceiveReport { items })
     }
@@ -361,7 +365,7 @@ impl Local {
         if cursor == Cursor::Advance
             && let Some(last) = items.last()
         {
-            config::set_inbox_cursor(&tx, last.seq)?;
+            config::advance_inbox_cursor(&tx, last.seq)?;
         }
         persist_high_water(&tx, now)?;
         tx.commit()?;

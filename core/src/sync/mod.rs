@@ -22,8 +22,10 @@
 //! network wait. So reads return in milliseconds while a 30 s long-poll or a
 //! slow send is in flight. What must stay ordered is serialised by async
 //! gates held across the network: one flush at a time (outbox order), one
-//! inbox drain at a time (the cursor), one authentication at a time (the
-//! relay keeps one challenge per device). Ratchet state is only touched
+//! authentication at a time (the relay keeps one challenge per device).
+//! Inbox drains need no gate: pages apply atomically, duplicates are
+//! recognised and the cursor only moves forward, so a manual `sync()` or a
+//! push-prompt `fetch()` never waits behind background sync's long-poll. Ratchet state is only touched
 //! inside the local lock, loaded from and saved to the store in the same
 //! transaction, so the two directions never lose each other's updates.
 //!
@@ -125,7 +127,6 @@ pub(crate) struct Engine {
     pub(crate) directory: directory::Directory,
     pub(crate) events: Events,
     send_gate: tokio::sync::Mutex<()>,
-    receive_gate: tokio::sync::Mutex<()>,
     /// Woken when a message is queued, so background sync sends it at once.
     pub(crate) outbox_wake: tokio::sync::Notify,
     /// The relay's one-time-prekey count as last reported with the inbox.
@@ -140,7 +141,6 @@ impl Engine {
             directory: directory::Directory::default(),
             events: Events::default(),
             send_gate: tokio::sync::Mutex::new(()),
-            receive_gate: tokio::sync::Mutex::new(()),
             outbox_wake: tokio::sync::Notify::new(),
             relay_prekeys: Mutex::new(None),
         }
