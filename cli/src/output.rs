@@ -68,7 +68,8 @@ pub(crate) fn threads(list: &[ThreadSummary], as_json: bool) {
     }
 }
 
-/// `purge`: a summary, or `{at_ms, expired_ids, kept_too_long_ids, attachments}`.
+/// `purge`: a summary, or
+/// `{at_ms, expired_ids, kept_too_long_ids, undelivered_ids, attachments}`.
 pub(crate) fn purge(r: &PurgeReport, as_json: bool) {
     if as_json {
         println!(
@@ -77,6 +78,7 @@ pub(crate) fn purge(r: &PurgeReport, as_json: bool) {
                 "at_ms": r.at_ms,
                 "expired_ids": r.expired_ids,
                 "kept_too_long_ids": r.kept_too_long_ids,
+                "undelivered_ids": r.undelivered_ids,
                 "attachments": r.attachments,
             })
         );

@@ -169,6 +169,7 @@ fn init_send_sync_and_json_output_end_to_end() {
     let purge: serde_json::Value =
         serde_json::from_str(&ok(&occ(&["--profile", &a, "purge", "--json"]))).unwrap();
     assert!(purge["expired_ids"].is_array() && purge["attachments"].is_number());
+    assert!(purge["undelivered_ids"].is_array());
 
     // Bad input: typed, one line, non-zero.
     one_line_failure(&occ(&[
