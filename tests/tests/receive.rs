@@ -238,12 +238,11 @@ async fn forged_senders_and_misrouted_messages_are_refused_one_by_one() {
         ),
         ["two", "forged", "one"]
     );
-    assert!(
-        bob.messages(&direct_thread_id("alice", "bob"), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    // Nothing was stored under alice's name: not even the conversation.
+    assert!(matches!(
+        bob.messages(&direct_thread_id("alice", "bob"), 10).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// The page fails after a prekey message was decrypted (another process
