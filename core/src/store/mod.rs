@@ -321,17 +321,22 @@ pub(crate) fn savepoint<T, E: From<StoreError>>(
     conn: &Connection,
     f: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    conn.execute_batch("SAVEPOINT item")
-        .map_err(|e| E::from(e.into()))?;
+    // Cached statements: a page runs this once per item.
+    let run = |sql: &str| -> Result<(), E> {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| E::from(e.into()))
+    };
+    run("SAVEPOINT item")?;
     match f() {
         Ok(v) => {
-            conn.execute_batch("RELEASE item")
-                .map_err(|e| E::from(e.into()))?;
+            run("RELEASE item")?;
             Ok(v)
         }
         Err(err) => {
-            conn.execute_batch("ROLLBACK TO item; RELEASE item")
-                .map_err(|e| E::from(e.into()))?;
+            run("ROLLBACK TO item")?;
+            run("RELEASE item")?;
             Err(err)
         }
     }
