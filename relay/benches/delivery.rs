@@ -17,7 +17,8 @@
 //!    over 1,000 messages sent one after the other.
 //!
 //! The 1:1 drain runs five rounds on the same relay and clients; the figure
-//! is the median with the spread of the rounds.
+//! is the median with the spread of the rounds (`OCC_BENCH_ONLY_DRAIN=1`
+//! runs only that part).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
