@@ -38,6 +38,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, warnings are errors, workspace lint table)"
 cargo clippy --workspace --all-targets --features occ-core/bench-internals -- -D warnings
 
+echo "== cargo doc (crate and module docs build, no broken links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 echo "== cargo deny (licenses, one version of each crate, sources)"
 cargo deny --offline check licenses bans sources
 echo "== cargo deny (advisories)"

@@ -3,7 +3,7 @@
 //! Invariants:
 //! - **Commit only on success.** Decryption first computes everything it would
 //!   change (skipped keys, a DH ratchet step, the next chain key) into a
-//!   [`Pending`] value, verifies the AEAD tag, and only then writes it into the
+//!   `Pending` value, verifies the AEAD tag, and only then writes it into the
 //!   state. A forged, replayed or corrupted message leaves the state bit for bit
 //!   unchanged. This is the "decrypt on a copy" rule of DESIGN.md, done without
 //!   copying the whole state (so the common in-order path costs no clone of the

@@ -2,7 +2,7 @@
 //!
 //! A thread row is created by the first thing that needs it (a message sent
 //! or received, a membership update, a sender key) through one upsert,
-//! [`upsert_in`], which says what happens to an existing row: mark it active,
+//! `upsert_in`, which says what happens to an existing row: mark it active,
 //! rename it, or leave it. Ids follow [`occ_protocol::ids`].
 
 use rusqlite::{Connection, params};

@@ -3,20 +3,20 @@
 //!
 //! Data flows one way: transport → sync → crypto → store → events.
 //!
-//! - [`connection`]: enrolment, the verified relay session (pinned TLS,
+//! - `connection`: enrolment, the verified relay session (pinned TLS,
 //!   signed acknowledgement, device token) and re-authentication.
-//! - [`directory`]: which devices a user has, and which user a sending
+//! - `directory`: which devices a user has, and which user a sending
 //!   device belongs to (relay directory, remembered as contacts).
-//! - [`outgoing`]: the durable outbox — accept, seal, send exactly once.
-//! - [`incoming`]: the inbox — classify every item, apply the good ones,
+//! - `outgoing`: the durable outbox — accept, seal, send exactly once.
+//! - `incoming`: the inbox — classify every item, apply the good ones,
 //!   record and report the rest, acknowledge the page.
-//! - [`threads`]: thread bookkeeping — member lists, sender-key distribution
+//! - `threads`: thread bookkeeping — member lists, sender-key distribution
 //!   and rotation, removal.
-//! - [`prekeys`]: signed-prekey rotation and one-time-prekey top-up.
+//! - `prekeys`: signed-prekey rotation and one-time-prekey top-up.
 //!
 //! # Concurrency
 //!
-//! The [`Engine`] is shared by the app's calls and background sync. Its local
+//! The `Engine` is shared by the app's calls and background sync. Its local
 //! state (store, account, enrolment) sits behind one `std` mutex that is held
 //! only for synchronous work — a read, one transaction — and never across a
 //! network wait. So reads return in milliseconds while a 30 s long-poll or a
