@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use occ_core::store::DbKey;
-use occ_core::{Client, EnrolOptions, Error, Recipient};
+use occ_core::{Client, EnrolOptions, Error, Recipient, RelaySettings};
 use occ_relay::push_sink::PushSink;
 use occ_relay::{RelayConfig, TlsSource};
 
@@ -40,12 +40,14 @@ async fn person(
     let client = Client::create(crate::path_str(&dir)?, key.as_bytes().to_vec())?;
     client
         .enrol(EnrolOptions {
-            url: url.into(),
-            pins: vec![pin.into()],
-            ca_pem: Some(ca.into()),
+            relay: RelaySettings {
+                url: url.into(),
+                pins: vec![pin.into()],
+                ca_pem: Some(ca.into()),
+                ..Default::default()
+            },
             user: name.into(),
             push_endpoint: push.map(str::to_string),
-            ..Default::default()
         })
         .await?;
     Ok(client)

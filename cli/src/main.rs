@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use occ_core::store::DbKey;
-use occ_core::{Client, EnrolOptions, Error, Recipient};
+use occ_core::{Client, EnrolOptions, Error, Recipient, RelaySettings};
 
 #[derive(Parser)]
 #[command(name = "occ", version, about = "occ terminal client")]
@@ -213,7 +213,7 @@ async fn init_profile(dir: &Path, opts: EnrolOptions) -> Result<(), Fail> {
     let e = result?;
     println!(
         "enrolled {} as device {} with {}",
-        e.user, e.device_id, e.url
+        e.user, e.device_id, e.relay.url
     );
     println!(
         "relay identity verified: pinned certificate, signed acknowledgement (service key {})",
@@ -242,12 +242,14 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 .transpose()?;
             let made = profile_dir::prepare(dir)?;
             let opts = EnrolOptions {
-                url: server.clone(),
-                pins: pins.clone(),
-                ca_pem,
+                relay: RelaySettings {
+                    url: server.clone(),
+                    pins: pins.clone(),
+                    ca_pem,
+                    ..Default::default()
+                },
                 user: user.clone(),
                 push_endpoint: push.clone(),
-                ..Default::default()
             };
             let result = init_profile(dir, opts).await;
             if result.is_err() {

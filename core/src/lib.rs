@@ -41,7 +41,7 @@ pub use error::{Error, Result};
 pub use events::{ClientEvent, EventListener};
 pub use retention::{Clock, ManualClock, PurgeReport, SystemClock};
 pub use store::{SecurityEvent, SecurityEventKind, StoredMessage, ThreadKind, ThreadSummary};
-pub use sync::connection::{EnrolOptions, RelaySession};
+pub use sync::connection::{EnrolOptions, RelaySession, RelaySettings};
 pub use sync::{
     DeliveryFailure, Enrolment, FlushReport, ItemOutcome, ItemReport, PrekeyReport, ReceiveReport,
     ReceivedMessage, Recipient,

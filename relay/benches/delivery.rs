@@ -109,9 +109,12 @@ async fn client(root: &Path, relay: &RelayProcess, name: &str) -> Client {
     )
     .unwrap();
     c.enrol(EnrolOptions {
-        url: relay.url.clone(),
-        pins: vec![relay.pin.clone()],
-        ca_pem: Some(relay.ca.clone()),
+        relay: occ_core::RelaySettings {
+            url: relay.url.clone(),
+            pins: vec![relay.pin.clone()],
+            ca_pem: Some(relay.ca.clone()),
+            ..Default::default()
+        },
         user: name.into(),
         ..Default::default()
     })

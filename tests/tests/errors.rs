@@ -153,7 +153,7 @@ async fn pin_mismatch_untrusted_network_not_enrolled() {
     // A pin that is not the relay's: typed, with what the relay presented.
     let c = env.new_client("a");
     let mut opts = env.options("a");
-    opts.pins = vec![format!("sha256/{}", "A".repeat(43) + "=")];
+    opts.relay.pins = vec![format!("sha256/{}", "A".repeat(43) + "=")];
     match c.enrol(opts).await {
         Err(Error::PinMismatch { host, presented }) => {
             assert_eq!(host, "localhost");
@@ -163,7 +163,7 @@ async fn pin_mismatch_untrusted_network_not_enrolled() {
     }
     // A chain nobody vouches for (the dev CA is not among the public roots).
     let mut opts = env.options("a");
-    opts.ca_pem = None;
+    opts.relay.ca_pem = None;
     let r = c.enrol(opts).await;
     assert!(matches!(r, Err(Error::Untrusted { .. })), "{r:?}");
     // Not enrolled: nothing can be sent or synced.
@@ -348,7 +348,7 @@ async fn bad_input_is_typed_stores_nothing_and_never_panics() {
         Err(Error::InvalidInput { .. })
     ));
     let mut bad_pins = env.options("carol");
-    bad_pins.pins = vec!["md5/nothing".into()];
+    bad_pins.relay.pins = vec!["md5/nothing".into()];
     assert!(matches!(
         env.new_client("carol").enrol(bad_pins).await,
         Err(Error::InvalidInput { .. })

@@ -48,7 +48,7 @@ async fn a_wrong_pin_is_refused_and_recorded() {
     let events = Arc::new(common::Recorder::default());
     c.set_listener(Some(events.clone()));
     let mut opts = env.options("alice");
-    opts.pins = vec![random_pin()];
+    opts.relay.pins = vec![random_pin()];
     let r = c.enrol(opts).await;
     assert!(matches!(
         events.events().as_slice(),
@@ -84,12 +84,12 @@ async fn a_valid_certificate_for_the_right_name_with_another_key_is_refused() {
     assert_ne!(impostor.pin, env.pin);
     let c = env.new_client("victim");
     let mut opts = env.options("victim");
-    opts.url = impostor.url();
+    opts.relay.url = impostor.url();
     assert!(is_pin_mismatch(&c.enrol(opts).await));
     // Without pins, the same chain would have been accepted: the CA trusts it.
     let mut lax = env.options("victim2");
-    lax.url = impostor.url();
-    lax.pins = vec![impostor.pin.clone()];
+    lax.relay.url = impostor.url();
+    lax.relay.pins = vec![impostor.pin.clone()];
     env.new_client("victim2").enrol(lax).await.unwrap();
     // The enrolled client still works with the real relay.
     alice.connect().await.unwrap();
@@ -191,7 +191,7 @@ async fn appending_the_pinned_certificate_to_an_unpinned_chain_is_refused() {
     // ...but it is not on any validated path, so occ refuses.
     let c = env.new_client("victim");
     let mut opts = env.options("victim");
-    opts.url = attacker.url();
+    opts.relay.url = attacker.url();
     let r = c.enrol(opts).await;
     match &r {
         Err(Error::PinMismatch { presented, .. }) => assert!(!presented.contains(&env.pin)),
@@ -204,7 +204,7 @@ async fn backup_intermediate_and_root_pins_are_accepted() {
     let env = Env::start().await;
     // A backup pin next to one that matches nothing.
     let mut opts = env.options("alice");
-    opts.pins = vec![random_pin(), env.pin.clone()];
+    opts.relay.pins = vec![random_pin(), env.pin.clone()];
     let alice = env.client_with("alice", opts).await;
     alice.connect().await.unwrap();
 
@@ -217,14 +217,14 @@ async fn backup_intermediate_and_root_pins_are_accepted() {
     let inter_pin = occ_relay::spki_pin_of_cert(&intermediate.cert).unwrap();
     for (name, pin) in [("via-intermediate", inter_pin), ("via-root", root_pin)] {
         let mut opts = env.options(name);
-        opts.url = server.url();
-        opts.pins = vec![pin];
+        opts.relay.url = server.url();
+        opts.relay.pins = vec![pin];
         env.client_with(name, opts).await.connect().await.unwrap();
     }
     // A random pin on the same chain is still refused.
     let mut opts = env.options("nobody");
-    opts.url = server.url();
-    opts.pins = vec![random_pin()];
+    opts.relay.url = server.url();
+    opts.relay.pins = vec![random_pin()];
     assert!(is_pin_mismatch(&env.new_client("nobody").enrol(opts).await));
 }
 
@@ -232,13 +232,13 @@ async fn backup_intermediate_and_root_pins_are_accepted() {
 async fn expired_pins_fail_closed_unless_configured_to_lapse() {
     let env = Env::start().await;
     let mut opts = env.options("alice");
-    opts.pins_expire_ms = Some(1);
+    opts.relay.pins_expire_ms = Some(1);
     assert!(is_pin_mismatch(
         &env.new_client("alice").enrol(opts.clone()).await
     ));
     opts.user = "bob".into();
-    opts.pins = vec![random_pin()];
-    opts.pins_lapse_to_chain = true;
+    opts.relay.pins = vec![random_pin()];
+    opts.relay.pins_lapse_to_chain = true;
     env.client_with("bob", opts).await.connect().await.unwrap();
 }
 
@@ -246,7 +246,7 @@ async fn expired_pins_fail_closed_unless_configured_to_lapse() {
 async fn an_untrusted_chain_is_a_tls_error_even_with_the_right_pin() {
     let env = Env::start().await;
     let mut opts = env.options("alice");
-    opts.ca_pem = None; // public roots do not include the dev CA
+    opts.relay.ca_pem = None; // public roots do not include the dev CA
     let r = env.new_client("alice").enrol(opts).await;
     assert!(
         matches!(r, Err(Error::Untrusted { ref reason }) if reason.contains("TLS")),

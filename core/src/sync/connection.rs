@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use occ_protocol::api::{
     OneTimePreKeyJson, RegisterRequest, SignedPreKeyJson, parse_device_id, register_message,
 };
+use serde::{Deserialize, Serialize};
 
 use super::{Engine, Enrolment, Local};
 use crate::crypto::{Account, SignedPreKeyPublic};
@@ -31,9 +32,10 @@ use crate::transport::{
 /// One-time prekeys published at enrolment and kept topped up.
 pub const PREKEY_BATCH: usize = 100;
 
-/// How to enrol with a relay.
-#[derive(Clone, Debug, Default)]
-pub struct EnrolOptions {
+/// Where a relay is and how to recognise it: part of the enrolment options
+/// and of the enrolment kept in the profile.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RelaySettings {
     /// `https://host:port`.
     pub url: String,
     /// `sha256/<base64>` SPKI pins (primary and backups).
@@ -44,6 +46,29 @@ pub struct EnrolOptions {
     pub pins_lapse_to_chain: bool,
     /// A private CA certificate (PEM) instead of the public roots.
     pub ca_pem: Option<String>,
+}
+
+impl RelaySettings {
+    /// The transport's view of it (pins parsed, expiry policy applied).
+    fn endpoint(&self) -> Result<RelayEndpoint> {
+        let mut pins = PinSet::parse(&self.pins)?;
+        pins.expires_ms = self.pins_expire_ms;
+        if self.pins_lapse_to_chain {
+            pins.after_expiry = AfterExpiry::ValidateChainOnly;
+        }
+        Ok(RelayEndpoint {
+            url: self.url.clone(),
+            pins,
+            ca_pem: self.ca_pem.as_ref().map(|p| p.as_bytes().to_vec()),
+        })
+    }
+}
+
+/// How to enrol with a relay.
+#[derive(Clone, Debug, Default)]
+pub struct EnrolOptions {
+    /// The relay.
+    pub relay: RelaySettings,
     /// The user name to enrol as.
     pub user: String,
     /// A UnifiedPush-style endpoint for push notices.
@@ -91,38 +116,7 @@ impl Relay {
 pub(crate) type ApiFuture<T> =
     Pin<Box<dyn Future<Output = std::result::Result<T, TransportError>> + Send + 'static>>;
 
-impl RelayEndpoint {
-    fn from_parts(
-        url: &str,
-        pins: &[String],
-        pins_expire_ms: Option<i64>,
-        pins_lapse_to_chain: bool,
-        ca_pem: Option<&str>,
-    ) -> Result<Self> {
-        let mut set = PinSet::parse(pins)?;
-        set.expires_ms = pins_expire_ms;
-        if pins_lapse_to_chain {
-            set.after_expiry = AfterExpiry::ValidateChainOnly;
-        }
-        Ok(RelayEndpoint {
-            url: url.to_string(),
-            pins: set,
-            ca_pem: ca_pem.map(|p| p.as_bytes().to_vec()),
-        })
-    }
-}
-
 impl Enrolment {
-    fn endpoint(&self) -> Result<RelayEndpoint> {
-        RelayEndpoint::from_parts(
-            &self.url,
-            &self.pins,
-            self.pins_expire_ms,
-            self.pins_lapse_to_chain,
-            self.ca_pem.as_deref(),
-        )
-    }
-
     fn service_key_bytes(&self) -> Result<[u8; 32]> {
         parse_device_id(&self.service_key)
             .ok_or_else(|| Error::corrupt("the stored relay service key is malformed"))
@@ -209,14 +203,7 @@ impl Engine {
                 "a user name is 1 to 64 characters of a-z 0-9 . _ -",
             ));
         }
-        let endpoint = RelayEndpoint::from_parts(
-            &opts.url,
-            &opts.pins,
-            opts.pins_expire_ms,
-            opts.pins_lapse_to_chain,
-            opts.ca_pem.as_deref(),
-        )?;
-        let api = Arc::new(ApiClient::new(&endpoint)?);
+        let api = Arc::new(ApiClient::new(&opts.relay.endpoint()?)?);
         let info = api
             .start_session(None)
             .await
@@ -245,11 +232,7 @@ impl Engine {
             ));
         }
         let enrolment = Enrolment {
-            url: opts.url,
-            pins: opts.pins,
-            pins_expire_ms: opts.pins_expire_ms,
-            pins_lapse_to_chain: opts.pins_lapse_to_chain,
-            ca_pem: opts.ca_pem,
+            relay: opts.relay,
             user: opts.user,
             device_id,
             service_key: hex::encode(info.service_key),
@@ -273,7 +256,7 @@ impl Engine {
         if let Some(api) = self.relay.get() {
             return Ok(api);
         }
-        let endpoint = self.with_local(|l| l.enrolment()?.endpoint())?;
+        let endpoint = self.with_local(|l| l.enrolment()?.relay.endpoint())?;
         let api = Arc::new(ApiClient::new(&endpoint)?);
         self.relay.set(api.clone());
         Ok(api)

@@ -60,19 +60,13 @@ pub use outgoing::{DeliveryFailure, FlushReport, MAX_BACKOFF_MS, MAX_TEXT_LEN, R
 pub use prekeys::{PREKEY_LOW_WATER, PrekeyReport};
 pub use threads::direct_thread_id;
 
-/// Enrolment with a relay, persisted in the profile.
+/// Enrolment with a relay, persisted in the profile (as JSON; the relay's
+/// fields sit at the top level, as they did before `RelaySettings` existed).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Enrolment {
-    /// Relay base URL.
-    pub url: String,
-    /// Pins (`sha256/...`).
-    pub pins: Vec<String>,
-    /// Pin set expiry, ms.
-    pub pins_expire_ms: Option<i64>,
-    /// After expiry, validate the chain only (else fail closed).
-    pub pins_lapse_to_chain: bool,
-    /// Private CA (PEM) if not using the public roots.
-    pub ca_pem: Option<String>,
+    /// The relay and how it is recognised.
+    #[serde(flatten)]
+    pub relay: connection::RelaySettings,
     /// This device's user.
     pub user: String,
     /// This device's id (hex).
@@ -194,4 +188,25 @@ fn random_hex<const N: usize>() -> Result<String> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|_| Error::internal("the OS random generator failed"))?;
     Ok(hex::encode(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Enrolment;
+
+    /// Profiles enrolled before `RelaySettings` existed keep opening: the
+    /// stored record is the same flat JSON.
+    #[test]
+    fn the_enrolment_record_keeps_its_stored_shape() {
+        let stored = r#"{"url":"https://relay:8443","pins":["sha256/x"],"pins_expire_ms":null,
+            "pins_lapse_to_chain":false,"ca_pem":null,"user":"alice","device_id":"ab","service_key":"cd"}"#;
+        let e: Enrolment = serde_json::from_str(stored).unwrap();
+        assert_eq!(e.relay.url, "https://relay:8443");
+        assert_eq!(e.relay.pins, ["sha256/x"]);
+        assert_eq!(e.user, "alice");
+        let again: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(again["url"], "https://relay:8443");
+        assert_eq!(again["service_key"], "cd");
+        assert_eq!(serde_json::from_value::<Enrolment>(again).unwrap(), e);
+    }
 }

@@ -86,9 +86,12 @@ impl Env {
 
     pub fn options(&self, name: &str) -> EnrolOptions {
         EnrolOptions {
-            url: self.url.clone(),
-            pins: vec![self.pin.clone()],
-            ca_pem: Some(self.ca_pem.clone()),
+            relay: occ_core::RelaySettings {
+                url: self.url.clone(),
+                pins: vec![self.pin.clone()],
+                ca_pem: Some(self.ca_pem.clone()),
+                ..Default::default()
+            },
             user: name.into(),
             ..Default::default()
         }
