@@ -99,11 +99,14 @@ pub(crate) struct EventPrinter;
 impl occ_core::EventListener for EventPrinter {
     fn on_event(&self, event: ClientEvent) {
         match event {
-            ClientEvent::MessageReceived {
-                thread_id,
-                message_id,
-                sender,
-            } => println!("received {message_id} from {sender} in {thread_id}"),
+            ClientEvent::MessagesReceived { messages } => {
+                for m in messages {
+                    println!(
+                        "received {} from {} in {}",
+                        m.message_id, m.sender, m.thread_id
+                    );
+                }
+            }
             ClientEvent::MessageSent { message_id } => println!("sent {message_id}"),
             ClientEvent::MessagesExpired { message_ids } => {
                 println!("expired {}", message_ids.join(","));

@@ -6,6 +6,8 @@
 //!   committed, so an app reacting to it always finds the data.
 //! - Events carry identifiers and metadata, never message content or key
 //!   material.
+//! - Hot paths are batched: a page of new messages is one
+//!   `MessagesReceived`, so the app (and the FFI) is crossed once per page.
 //! - A listener that panics loses that one event (logged); it never poisons
 //!   the client, stops background sync or reaches the caller.
 
@@ -13,19 +15,17 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::store::SecurityEventKind;
+use crate::sync::ReceivedMessage;
 
 /// Something the app should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientEvent {
-    /// A new message was stored.
-    MessageReceived {
-        /// Its thread.
-        thread_id: String,
-        /// Its id.
-        message_id: String,
-        /// The sending user.
-        sender: String,
+    /// New messages were stored: one event per inbox page (not per
+    /// message), so a burst crosses into the app once.
+    MessagesReceived {
+        /// The messages, in arrival order.
+        messages: Vec<ReceivedMessage>,
     },
     /// The relay accepted an outgoing message.
     MessageSent {

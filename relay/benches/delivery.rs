@@ -13,7 +13,7 @@
 //! 3. Relay memory (VmRSS / VmHWM) and database size with 1,000,000 queued
 //!    envelopes, filled through the API in batches of 1,000.
 //! 4. Latency: with background sync running on both clients, the time from
-//!    `send` on one to the `MessageReceived` event on the other, p50 and p99
+//!    `send` on one to the `MessagesReceived` event on the other, p50 and p99
 //!    over 1,000 messages sent one after the other.
 //!
 //! The 1:1 drain runs five rounds on the same relay and clients; the figure
@@ -166,14 +166,17 @@ struct Arrivals(std::sync::mpsc::Sender<(String, Instant)>);
 
 impl EventListener for Arrivals {
     fn on_event(&self, event: ClientEvent) {
-        if let ClientEvent::MessageReceived { message_id, .. } = event {
-            let _ = self.0.send((message_id, Instant::now()));
+        if let ClientEvent::MessagesReceived { messages } = event {
+            let now = Instant::now();
+            for m in messages {
+                let _ = self.0.send((m.message_id, now));
+            }
         }
     }
 }
 
 /// With background sync running on both, the time from `send` on alice to
-/// the `MessageReceived` event on bob, for `count` messages one after the
+/// the `MessagesReceived` event on bob, for `count` messages one after the
 /// other; returns the sorted latencies.
 async fn latency(count: usize) -> Vec<Duration> {
     let tmp = tempfile::tempdir().unwrap();
@@ -362,7 +365,7 @@ async fn main() {
         }
     );
     println!(
-        "| send on alice → MessageReceived on bob, background sync on both, {count} messages one at a time | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | — | reported |",
+        "| send on alice → MessagesReceived on bob, background sync on both, {count} messages one at a time | p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms | — | reported |",
         ms(pct(0.50)),
         ms(pct(0.99)),
         ms(lat[lat.len() - 1])

@@ -26,7 +26,7 @@ fn quick() -> SyncOptions {
 
 fn received(events: &Recorder, text_id: &str) -> bool {
     events.events().iter().any(
-        |e| matches!(e, ClientEvent::MessageReceived { message_id, .. } if message_id == text_id),
+        |e| matches!(e, ClientEvent::MessagesReceived { messages } if messages.iter().any(|m| m.message_id == text_id)),
     )
 }
 
@@ -203,7 +203,7 @@ async fn a_manual_sync_never_waits_behind_the_long_poll() {
         .events()
         .iter()
         .filter(
-            |e| matches!(e, ClientEvent::MessageReceived { message_id, .. } if *message_id == id),
+            |e| matches!(e, ClientEvent::MessagesReceived { messages } if messages.iter().any(|m| m.message_id == id)),
         )
         .count();
     assert_eq!(announced, 1);

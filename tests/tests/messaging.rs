@@ -285,7 +285,7 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
     bob.receive(0).await.unwrap();
     assert!(matches!(
         bob_events.events().as_slice(),
-        [ClientEvent::MessageReceived { sender, .. }] if sender == "alice"
+        [ClientEvent::MessagesReceived { messages }] if messages.len() == 1 && messages[0].sender == "alice"
     ));
 }
 

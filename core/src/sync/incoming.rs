@@ -306,18 +306,19 @@ impl Engine {
     async fn process(&self, items: &[InboxItem], cursor: Cursor) -> Result<Vec<ItemReport>> {
         let senders = self.resolve_senders(items).await?;
         let reports = self.with_local(|l| l.store_page(items, &senders, cursor))?;
+        let mut stored = Vec::new();
         for r in &reports {
             match &r.outcome {
-                ItemOutcome::Stored { message } => self.events.emit(ClientEvent::MessageReceived {
-                    thread_id: message.thread_id.clone(),
-                    message_id: message.message_id.clone(),
-                    sender: message.sender.clone(),
-                }),
+                ItemOutcome::Stored { message } => stored.push(message.clone()),
                 ItemOutcome::Rejected { kind, reason } => self
                     .events
                     .alert(*kind, format!("relay_id={} {reason}", r.relay_id)),
                 _ => {}
             }
+        }
+        if !stored.is_empty() {
+            self.events
+                .emit(ClientEvent::MessagesReceived { messages: stored });
         }
         Ok(reports)
     }
