@@ -53,4 +53,7 @@ fi
 echo "== cargo test (workspace)"
 cargo test --workspace
 
+echo "== Kotlin: the bindings and the app logic on the JVM"
+scripts/test-kotlin.sh
+
 echo "== all tests passed"

@@ -178,6 +178,7 @@ impl Engine {
             }
             _ => return,
         };
+        tracing::warn!("security event {kind}: {detail}");
         let recorded = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
         if let Err(err) = recorded {
             tracing::warn!("could not record a security event: {err}");

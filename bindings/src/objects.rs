@@ -1,0 +1,233 @@
+//! The exported objects: thin wrappers over the core's, forwarding every
+//! call. Dropping a `Client` — Kotlin `close()` / `use {}`, Swift `deinit` —
+//! closes its profile (and stops its background sync).
+
+use std::sync::Arc;
+
+use occ_core::{
+    EnrolOptions, Enrolment, FlushReport, PrekeyReport, PurgeReport, ReceiveReport, Recipient,
+    RelaySession, SecurityEvent, Settings, StoredMessage, SyncOptions, SyncReport, ThreadSummary,
+};
+
+use crate::listener::{EventListener, Forward};
+use crate::types::OccError;
+
+type Result<T> = std::result::Result<T, OccError>;
+
+/// Profiles of a shared device: one directory, database and key each.
+#[derive(uniffi::Object)]
+pub struct ProfileManager(occ_core::ProfileManager);
+
+#[uniffi::export]
+impl ProfileManager {
+    /// A manager for the profiles under `root` (created if missing).
+    #[uniffi::constructor]
+    pub fn new(root: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(occ_core::ProfileManager::new(&root)?)))
+    }
+
+    /// Creates profile `name` encrypted with the 32-byte `key`, and opens it.
+    pub fn create(&self, name: String, key: Vec<u8>) -> Result<Arc<Client>> {
+        Ok(Arc::new(Client(self.0.create(&name, key)?)))
+    }
+
+    /// Opens profile `name` with its key.
+    pub fn open(&self, name: String, key: Vec<u8>) -> Result<Arc<Client>> {
+        Ok(Arc::new(Client(self.0.open(&name, key)?)))
+    }
+
+    /// Every profile's name, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        self.0.list()
+    }
+
+    /// Whether profile `name` exists.
+    pub fn exists(&self, name: String) -> bool {
+        self.0.exists(&name)
+    }
+
+    /// Closes profile `name` if open, then removes every file of it.
+    pub fn wipe(&self, name: String) -> Result<()> {
+        self.0.wipe(&name)
+    }
+}
+
+/// Running background sync; stops on `stop()` or when released.
+#[derive(uniffi::Object)]
+pub struct SyncHandle(occ_core::SyncHandle);
+
+#[uniffi::export]
+impl SyncHandle {
+    /// Stops background sync at once.
+    pub fn stop(&self) {
+        self.0.stop();
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&self) -> bool {
+        self.0.is_running()
+    }
+}
+
+/// One open profile.
+#[derive(uniffi::Object)]
+pub struct Client(occ_core::Client);
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Client {
+    /// Creates a profile in the existing empty directory `dir`.
+    #[uniffi::constructor]
+    pub fn create(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(occ_core::Client::create(&dir, key)?)))
+    }
+
+    /// Opens the profile in `dir`.
+    #[uniffi::constructor]
+    pub fn open(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(occ_core::Client::open(&dir, key)?)))
+    }
+
+    /// Closes the profile now (lock); later calls fail with `Closed`.
+    pub fn close_profile(&self) {
+        self.0.close();
+    }
+
+    /// Whether the profile was closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    /// Sets or removes the event listener.
+    pub fn set_listener(&self, listener: Option<Arc<dyn EventListener>>) {
+        self.0.set_listener(
+            listener.map(|l| Arc::new(Forward(l)) as Arc<dyn occ_core::EventListener>),
+        );
+    }
+
+    /// Registers this device with a relay.
+    pub async fn enrol(&self, options: EnrolOptions) -> Result<Enrolment> {
+        self.0.enrol(options).await
+    }
+
+    /// Opens a verified relay session.
+    pub async fn connect(&self) -> Result<RelaySession> {
+        self.0.connect().await
+    }
+
+    /// Accepts a message (durable at once); returns its id.
+    pub async fn send(
+        &self,
+        to: Recipient,
+        text: Vec<u8>,
+        ttl_secs: u64,
+        read_timer_secs: Option<u64>,
+    ) -> Result<String> {
+        self.0.send(to, text, ttl_secs, read_timer_secs).await
+    }
+
+    /// Removes a member from a thread (sender keys rotate).
+    pub async fn remove_member(&self, thread_id: String, user: String) -> Result<()> {
+        self.0.remove_member(&thread_id, &user).await
+    }
+
+    /// Delivers the whole outbox now.
+    pub async fn flush(&self) -> Result<FlushReport> {
+        self.0.flush().await
+    }
+
+    /// Drains the inbox, waiting up to `wait_ms` for the first item.
+    pub async fn receive(&self, wait_ms: u64) -> Result<ReceiveReport> {
+        self.0.receive(wait_ms).await
+    }
+
+    /// One pass both ways.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        self.0.sync().await
+    }
+
+    /// Prekey upkeep now.
+    pub async fn maintain_prekeys(&self) -> Result<PrekeyReport> {
+        self.0.maintain_prekeys().await
+    }
+
+    /// Starts background sync.
+    pub fn start_sync(&self, options: SyncOptions) -> Result<Arc<SyncHandle>> {
+        Ok(Arc::new(SyncHandle(self.0.start_sync(options)?)))
+    }
+
+    /// Downloads one message by relay id (the push-prompt path).
+    pub async fn fetch(&self, relay_message_id: String) -> Result<ReceiveReport> {
+        self.0.fetch(&relay_message_id).await
+    }
+
+    /// Threads, most recently active first.
+    pub async fn threads(&self) -> Result<Vec<ThreadSummary>> {
+        self.0.threads().await
+    }
+
+    /// A thread's members.
+    pub async fn thread_members(&self, thread_id: String) -> Result<Vec<String>> {
+        self.0.thread_members(&thread_id).await
+    }
+
+    /// The newest `limit` live messages of a thread.
+    pub async fn messages(&self, thread_id: String, limit: u32) -> Result<Vec<StoredMessage>> {
+        self.0.messages(&thread_id, limit).await
+    }
+
+    /// One live message.
+    pub async fn message(&self, id: String) -> Result<StoredMessage> {
+        self.0.message(&id).await
+    }
+
+    /// Marks a message opened (starts its read timer).
+    pub async fn mark_read(&self, id: String) -> Result<StoredMessage> {
+        self.0.mark_read(&id).await
+    }
+
+    /// The retention settings.
+    pub async fn settings(&self) -> Result<Settings> {
+        self.0.settings().await
+    }
+
+    /// Sets the keep period.
+    pub async fn set_keep_period_secs(&self, secs: u64) -> Result<()> {
+        self.0.set_keep_period_secs(secs).await
+    }
+
+    /// Removes everything past its deadline now.
+    pub async fn purge(&self) -> Result<PurgeReport> {
+        self.0.purge().await
+    }
+
+    /// The enrolment, if enrolled.
+    pub async fn enrolment(&self) -> Result<Option<Enrolment>> {
+        self.0.enrolment().await
+    }
+
+    /// This device's id.
+    pub async fn device_id(&self) -> Result<String> {
+        self.0.device_id().await
+    }
+
+    /// Recorded security events.
+    pub async fn security_events(&self) -> Result<Vec<SecurityEvent>> {
+        self.0.security_events().await
+    }
+
+    /// Messages waiting to be sent.
+    pub async fn outbox_len(&self) -> Result<u64> {
+        self.0.outbox_len().await
+    }
+
+    /// Trusted time now, ms.
+    pub async fn now_ms(&self) -> Result<i64> {
+        self.0.now_ms().await
+    }
+}

@@ -1,0 +1,276 @@
+//! The core's public records and enums, mirrored for UniFFI. Each mirror
+//! repeats the core definition exactly (the compiler checks it); UniFFI
+//! generates the conversions and emits nothing else.
+#![allow(missing_docs)]
+
+use occ_core::{
+    ClientEvent, DeliveryFailure, EnrolOptions, Enrolment, FlushReport, ItemOutcome, ItemReport,
+    PrekeyReport, PurgeReport, ReceiveReport, ReceivedMessage, Recipient, RelaySession,
+    RelaySettings, SecurityEvent, SecurityEventKind, Settings, StoredMessage, SyncOptions,
+    SyncReport, ThreadKind, ThreadSummary,
+};
+
+/// The core's error; `OccException` in Kotlin, `OccError` in Swift.
+pub type OccError = occ_core::Error;
+
+#[uniffi::remote(Error)]
+#[non_exhaustive]
+pub enum OccError {
+    WrongKey,
+    Corrupt {
+        reason: String,
+    },
+    DiskFull,
+    ReadOnly {
+        reason: String,
+    },
+    SchemaTooNew {
+        found: i64,
+        supported: i64,
+    },
+    PinMismatch {
+        host: String,
+        presented: Vec<String>,
+    },
+    Untrusted {
+        reason: String,
+    },
+    Network {
+        reason: String,
+    },
+    Expired,
+    NotFound {
+        what: String,
+    },
+    NotEnrolled,
+    InvalidInput {
+        reason: String,
+    },
+    Closed,
+    Internal {
+        reason: String,
+    },
+}
+
+#[uniffi::remote(Record)]
+pub struct RelaySettings {
+    pub url: String,
+    pub pins: Vec<String>,
+    pub pins_expire_ms: Option<i64>,
+    pub pins_lapse_to_chain: bool,
+    pub ca_pem: Option<String>,
+}
+
+#[uniffi::remote(Record)]
+pub struct EnrolOptions {
+    pub relay: RelaySettings,
+    pub user: String,
+    pub push_endpoint: Option<String>,
+}
+
+#[uniffi::remote(Record)]
+pub struct Enrolment {
+    pub relay: RelaySettings,
+    pub user: String,
+    pub device_id: String,
+    pub service_key: String,
+}
+
+#[uniffi::remote(Record)]
+pub struct RelaySession {
+    pub session_id: String,
+    pub server_time_ms: i64,
+    pub trusted_time_ms: i64,
+}
+
+#[uniffi::remote(Enum)]
+pub enum Recipient {
+    User { name: String },
+    Thread { id: String, members: Vec<String> },
+}
+
+#[uniffi::remote(Record)]
+pub struct StoredMessage {
+    pub seq: i64,
+    pub id: String,
+    pub thread_id: String,
+    pub sender: String,
+    pub outgoing: bool,
+    pub body: Vec<u8>,
+    pub sent_ms: i64,
+    pub received_ms: i64,
+    pub ttl_expiry_ms: i64,
+    pub read_timer_ms: Option<i64>,
+    pub first_read_ms: Option<i64>,
+    pub deadline_ms: i64,
+}
+
+#[uniffi::remote(Enum)]
+pub enum ThreadKind {
+    Direct,
+    Group,
+}
+
+#[uniffi::remote(Record)]
+pub struct ThreadSummary {
+    pub id: String,
+    pub title: String,
+    pub kind: ThreadKind,
+    pub created_ms: i64,
+    pub last_ms: i64,
+}
+
+#[uniffi::remote(Record)]
+pub struct ReceivedMessage {
+    pub thread_id: String,
+    pub message_id: String,
+    pub sender: String,
+}
+
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
+pub enum SecurityEventKind {
+    PinFailure,
+    RelayUnverified,
+    Undecryptable,
+    InvalidPayload,
+    UnknownSender,
+    SenderMismatch,
+    IdentityMismatch,
+    Misrouted,
+    NonMember,
+    RefusedSenderKey,
+    DeliveryFailed,
+    DirectoryMismatch,
+}
+
+#[uniffi::remote(Enum)]
+pub enum ItemOutcome {
+    Stored {
+        message: ReceivedMessage,
+    },
+    Applied,
+    Duplicate,
+    Expired,
+    Rejected {
+        kind: SecurityEventKind,
+        reason: String,
+    },
+}
+
+#[uniffi::remote(Record)]
+pub struct ItemReport {
+    pub relay_id: String,
+    pub outcome: ItemOutcome,
+}
+
+#[uniffi::remote(Record)]
+pub struct ReceiveReport {
+    pub items: Vec<ItemReport>,
+}
+
+#[uniffi::remote(Record)]
+pub struct DeliveryFailure {
+    pub message_id: String,
+    pub reason: String,
+}
+
+#[uniffi::remote(Record)]
+pub struct FlushReport {
+    pub sent: u32,
+    pub pending: u32,
+    pub failed: Vec<DeliveryFailure>,
+}
+
+#[uniffi::remote(Record)]
+pub struct SyncReport {
+    pub sent: u32,
+    pub pending: u32,
+    pub failed: Vec<DeliveryFailure>,
+    pub send_error: Option<OccError>,
+    pub received: ReceiveReport,
+}
+
+#[uniffi::remote(Record)]
+pub struct PrekeyReport {
+    pub rotated_signed_prekey: bool,
+    pub published_one_time_prekeys: u32,
+    pub relay_one_time_prekeys: Option<u64>,
+}
+
+#[uniffi::remote(Record)]
+pub struct Settings {
+    pub keep_period_secs: u64,
+    pub org_max_keep_period_secs: Option<u64>,
+}
+
+#[uniffi::remote(Record)]
+pub struct SyncOptions {
+    pub long_poll_ms: u64,
+    pub purge_interval_ms: u64,
+    pub max_retry_ms: u64,
+}
+
+#[uniffi::remote(Record)]
+pub struct PurgeReport {
+    pub at_ms: i64,
+    pub expired_ids: Vec<String>,
+    pub kept_too_long_ids: Vec<String>,
+    pub undelivered_ids: Vec<String>,
+    pub attachments: u64,
+}
+
+#[uniffi::remote(Record)]
+pub struct SecurityEvent {
+    pub at_ms: i64,
+    pub kind: SecurityEventKind,
+    pub detail: String,
+}
+
+#[uniffi::remote(Enum)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    MessagesReceived {
+        messages: Vec<ReceivedMessage>,
+    },
+    MessageSent {
+        message_id: String,
+    },
+    MessagesExpired {
+        message_ids: Vec<String>,
+    },
+    DeliveryFailed {
+        message_id: String,
+        reason: String,
+    },
+    SecurityAlert {
+        kind: SecurityEventKind,
+        detail: String,
+    },
+    ConnectionChanged {
+        connected: bool,
+        reason: String,
+    },
+}
+
+/// Background sync's defaults (25 s long-poll, purge every minute, retries
+/// at most 30 s apart).
+#[uniffi::export]
+pub fn default_sync_options() -> SyncOptions {
+    SyncOptions::default()
+}
+
+/// A fresh random 32-byte database key, for apps whose keystore cannot make
+/// one (wrap it with the platform keystore before storing it).
+#[uniffi::export]
+pub fn generate_database_key() -> Result<Vec<u8>, OccError> {
+    occ_core::store::DbKey::generate()
+        .map(|k| k.as_bytes().to_vec())
+        .map_err(OccError::from)
+}
+
+/// The occ-core version these bindings were built from.
+#[uniffi::export]
+pub fn core_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}

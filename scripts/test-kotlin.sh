@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Kotlin tests of the bindings and of the app logic, on the JVM, against a
+# real `occ-relay --dev` on loopback. Called by scripts/test.sh (and so by
+# CI). Installs what it needs when missing: a JDK and libjna-java (apt), the
+# Kotlin compiler with its coroutines and kotlin-test jars (npm,
+# kotlin-compiler@2.4.20, into build/tools).
+#
+# Usage: scripts/test-kotlin.sh [--bench]   (--bench also runs the FFI bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+command -v java >/dev/null 2>&1 || { echo "== installing a JDK"; apt_install openjdk-17-jdk-headless; }
+[ -f /usr/share/java/jna.jar ] || { echo "== installing libjna-java"; apt_install libjna-java; }
+kotlin_home="$root/build/tools/node_modules/kotlin-compiler"
+if [ ! -x "$kotlin_home/bin/kotlinc" ]; then
+  echo "== installing kotlin-compiler@2.4.20 (npm)"
+  mkdir -p build/tools
+  npm install --prefix build/tools --no-audit --no-fund --silent kotlin-compiler@2.4.20
+fi
+kotlinc="$kotlin_home/bin/kotlinc"
+lib="$kotlin_home/lib"
+jna=/usr/share/java/jna.jar
+deps="$jna:$lib/kotlinx-coroutines-core-jvm.jar"
+
+echo "== bindings"
+scripts/gen-bindings.sh
+
+echo "== relay"
+cargo build -q -p occ-relay --bin occ-relay
+work=$(mktemp -d)
+relay_pid=""
+cleanup() {
+  [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+target/debug/occ-relay --dev --data "$work/relay" --listen 127.0.0.1:0 --purge-interval 1 \
+  >"$work/relay.out" 2>"$work/relay.err" &
+relay_pid=$!
+for _ in $(seq 1 100); do
+  grep -q "^ca: " "$work/relay.out" 2>/dev/null && grep -q "listening on" "$work/relay.err" && break
+  sleep 0.1
+done
+addr=$(sed -n 's/^occ-relay listening on //p' "$work/relay.err")
+export OCC_RELAY_URL="https://localhost:${addr##*:}"
+export OCC_RELAY_PIN=$(sed -n 's/^pin: //p' "$work/relay.out")
+export OCC_RELAY_CA=$(sed -n 's/^ca: //p' "$work/relay.out")
+[ -n "$OCC_RELAY_PIN" ] && [ -n "$OCC_RELAY_CA" ] || { cat "$work/relay.err"; echo "the relay did not start"; exit 1; }
+echo "   $OCC_RELAY_URL $OCC_RELAY_PIN"
+
+echo "== compiling the Kotlin bindings and layer"
+mkdir -p build/kotlin
+"$kotlinc" -nowarn -d build/kotlin/occ.jar -classpath "$deps" \
+  build/bindings/org/occ/occ.kt $(find bindings/kotlin -name '*.kt')
+echo "== compiling the app logic and the tests"
+sources=$(find tests/kotlin android/logic/src -name '*.kt' 2>/dev/null || true)
+"$kotlinc" -nowarn -d build/kotlin/tests.jar \
+  -classpath "build/kotlin/occ.jar:$deps:$lib/kotlin-test.jar" $sources
+
+run() {
+  java -Djna.library.path="$root/target/debug" \
+    -cp "build/kotlin/tests.jar:build/kotlin/occ.jar:$deps:$lib/kotlin-stdlib.jar:$lib/kotlin-test.jar" "$@"
+}
+echo "== Kotlin tests"
+run org.occ.tests.ClientTestsKt
+if [ -d android/logic ]; then
+  run org.occ.app.tests.LogicTestsKt
+fi
+if [ "${1:-}" = "--bench" ]; then
+  echo "== FFI bench"
+  run org.occ.tests.BenchKt
+fi
+echo "== Kotlin tests passed"

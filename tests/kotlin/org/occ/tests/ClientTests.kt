@@ -1,0 +1,319 @@
+// The Kotlin bindings against a real relay: enrolment with the pin, sending
+// and receiving, events through the listener and the Flow, TTL and keep
+// period, typed exceptions, cancellation, concurrency, closed objects,
+// profiles, logging and background sync.
+package org.occ.tests
+
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.filterIsInstance
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
+import org.occ.Client
+import org.occ.ClientEvent
+import org.occ.EventListener
+import org.occ.LogLevel
+import org.occ.Logger
+import org.occ.OccException
+import org.occ.ProfileManager
+import org.occ.SecurityEventKind
+import org.occ.defaultSyncOptions
+import org.occ.directTo
+import org.occ.enrolOptions
+import org.occ.events
+import org.occ.received
+import org.occ.rejected
+import org.occ.sendText
+import org.occ.setLogger
+import org.occ.text
+import org.occ.thread
+
+fun main() = runTests(
+    "bindings",
+    listOf(
+        "two profiles enrol with the pin and exchange direct and thread messages" to ::exchange,
+        "events arrive through the listener and through the Flow" to ::events,
+        "TTL expiry removes a message" to ::ttlExpiry,
+        "the keep period applies" to ::keepPeriod,
+        "a wrong pin is OccException.PinMismatch carrying the presented pins" to ::wrongPin,
+        "a wrong database key is OccException.WrongKey" to ::wrongKey,
+        "cancelling a coroutine blocked in a long-poll returns promptly" to ::cancelLongPoll,
+        "many coroutines call one client at once" to ::concurrentCalls,
+        "closed objects raise Closed" to ::closedObjects,
+        "profiles: create, list, open once, wipe closes" to ::profiles,
+        "the core's log reaches the app's logger, without content" to ::logging,
+        "background sync delivers with no calls from the app" to ::backgroundSync,
+    ),
+)
+
+suspend fun exchange(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            val id = alice.sendText(directTo(b), "hello from kotlin", 600.seconds)
+            expectEqual(1u, alice.flush().sent, "sent")
+            val r = bob.receive(0u)
+            expectEqual(listOf(id), r.received.map { it.messageId }, "received ids")
+            expectEqual(0, r.rejected, "rejected")
+            val dm = bob.threads().single()
+            expectEqual(a, dm.title, "direct thread title")
+            expectEqual(listOf("hello from kotlin"), bob.messages(dm.id, 50u).map { it.text }, "texts")
+            expectEqual(a, bob.messages(dm.id, 50u).single().sender, "sender")
+
+            val ops = "ops-$b"
+            bob.sendText(thread(ops, a), "thread hello", 600.seconds)
+            val s = bob.sync()
+            expectEqual(1u, s.sent, "thread sent")
+            check(s.sendError == null) { "send error ${s.sendError}" }
+            alice.sync()
+            expectEqual(listOf("thread hello"), alice.messages(ops, 50u).map { it.text }, "thread texts")
+            expectEqual(listOf(a, b).sorted(), alice.threadMembers(ops), "members")
+        }
+    }
+}
+
+suspend fun events(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            // Through a listener object.
+            val seen = CopyOnWriteArrayList<ClientEvent>()
+            bob.setListener(object : EventListener {
+                override fun onEvent(event: ClientEvent) {
+                    seen.add(event)
+                }
+            })
+            val first = alice.sendText(directTo(b), "one", 600.seconds)
+            alice.flush()
+            bob.receive(0u)
+            check(seen.any { it is ClientEvent.MessagesReceived && it.messages.any { m -> m.messageId == first } }) {
+                "listener saw $seen"
+            }
+            bob.setListener(null)
+
+            // Through the Flow.
+            coroutineScope {
+                val next = async {
+                    bob.events().filterIsInstance<ClientEvent.MessagesReceived>().first()
+                }
+                delay(200) // the collector installs its listener
+                val second = alice.sendText(directTo(b), "two", 600.seconds)
+                alice.flush()
+                bob.receive(0u)
+                expectEqual(listOf(second), next.await().messages.map { it.messageId }, "flow event")
+            }
+        }
+    }
+}
+
+suspend fun ttlExpiry(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            val id = alice.sendText(directTo(b), "brief", 1.seconds)
+            alice.flush()
+            bob.receive(0u)
+            val dm = bob.threads().single().id
+            expectEqual("brief", bob.message(id).text, "before expiry")
+            delay(1_500)
+            expectThrows<OccException.Expired> { bob.message(id) }
+            check(bob.messages(dm, 50u).isEmpty()) { "an expired message was listed" }
+            expectEqual(listOf(id), bob.purge().expiredIds, "purged")
+            expectThrows<OccException.NotFound> { bob.message(id) }
+        }
+    }
+}
+
+suspend fun keepPeriod(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            bob.setKeepPeriodSecs(1u)
+            expectEqual(1uL, bob.settings().keepPeriodSecs, "keep period")
+            alice.sendText(directTo(b), "long ttl, short keep", 3_600.seconds)
+            alice.flush()
+            bob.receive(0u)
+            val dm = bob.threads().single().id
+            expectEqual(1, bob.messages(dm, 50u).size, "kept at first")
+            delay(1_500)
+            check(bob.messages(dm, 50u).isEmpty()) { "kept past the keep period" }
+            expectEqual(1, bob.purge().keptTooLongIds.size, "purged as kept too long")
+            expectEqual(1, alice.messages(dm, 50u).size, "the sender's 30-day default still keeps it")
+        }
+    }
+}
+
+suspend fun wrongPin(relay: Relay) {
+    val user = uniqueUser("pinless")
+    Client.create(tempDir(user).path, newKey()).use { client ->
+        val wrong = "sha256/" + "A".repeat(43) + "="
+        val e = expectThrows<OccException.PinMismatch> {
+            client.enrol(enrolOptions(relay.settings(listOf(wrong)), user))
+        }
+        expectEqual("localhost", e.host, "host")
+        check(relay.pin in e.presented) { "presented ${e.presented} lacks ${relay.pin}" }
+        check(client.securityEvents().any { it.kind == SecurityEventKind.PIN_FAILURE }) { "no security event" }
+    }
+}
+
+suspend fun wrongKey(relay: Relay) {
+    val dir = tempDir("keyed")
+    Client.create(dir.path, newKey()).use { }
+    expectThrows<OccException.WrongKey> { Client.open(dir.path, newKey()) }
+    expectThrows<OccException.InvalidInput> { Client.open(dir.path, ByteArray(31)) }
+}
+
+suspend fun cancelLongPoll(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            coroutineScope {
+                val poll = launch(Dispatchers.IO) { bob.receive(25_000u) }
+                delay(500) // the long-poll is waiting on the relay
+                val started = System.nanoTime()
+                poll.cancelAndJoin()
+                val ms = (System.nanoTime() - started) / 1_000_000
+                check(ms < 1_000) { "cancelling took $ms ms" }
+            }
+            // Nothing was left half-done: the client answers and receives.
+            check(bob.threads().isEmpty()) { "threads after cancel" }
+            val id = alice.sendText(directTo(b), "after the cancel", 600.seconds)
+            alice.flush()
+            expectEqual(listOf(id), bob.receive(0u).received.map { it.messageId }, "received after cancel")
+        }
+    }
+}
+
+suspend fun concurrentCalls(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            val ids = coroutineScope {
+                (1..20).map { i ->
+                    async(Dispatchers.IO) { alice.sendText(directTo(b), "m$i", 600.seconds) }
+                }.awaitAll()
+            }
+            expectEqual(20, ids.toSet().size, "distinct ids")
+            val dm = alice.threads().single().id
+            coroutineScope {
+                launch(Dispatchers.IO) { alice.flush() }
+                repeat(50) {
+                    launch(Dispatchers.IO) {
+                        alice.threads()
+                        check(alice.messages(dm, 50u).size == 20) { "reader saw a partial list" }
+                        alice.settings()
+                    }
+                }
+            }
+            expectEqual(0uL, alice.outboxLen(), "outbox after flush")
+            var got = 0
+            eventually { got += bob.receive(0u).received.size; got == 20 }
+        }
+    }
+}
+
+suspend fun closedObjects(relay: Relay) {
+    val (client, _) = enrolled(relay, "closer")
+    val handle = client.startSync(defaultSyncOptions())
+    client.closeProfile()
+    check(client.isClosed()) { "not closed" }
+    expectThrows<OccException.Closed> { client.threads() }
+    expectThrows<OccException.Closed> { client.sync() }
+    expectThrows<OccException.Closed> { client.startSync(defaultSyncOptions()) }
+    eventually { !handle.isRunning() }
+    handle.close()
+    // Released objects refuse further use.
+    client.close()
+    expectThrows<IllegalStateException> { client.isClosed() }
+}
+
+suspend fun profiles(relay: Relay) {
+    val root = tempDir("profiles")
+    ProfileManager(root.path).use { profiles ->
+        val aliceKey = newKey()
+        val alice = profiles.create("alice", aliceKey)
+        profiles.create("bob", newKey()).use { }
+        expectEqual(listOf("alice", "bob"), profiles.list(), "profiles")
+        expectThrows<OccException.InvalidInput> { profiles.open("alice", aliceKey) }
+        expectThrows<OccException.InvalidInput> { profiles.create("../escape", newKey()) }
+        profiles.wipe("alice")
+        check(alice.isClosed()) { "wipe did not close the open client" }
+        expectEqual(listOf("bob"), profiles.list(), "after wipe")
+        check(!root.resolve("alice").exists()) { "files left behind" }
+        alice.close()
+    }
+}
+
+suspend fun logging(relay: Relay) {
+    val lines = CopyOnWriteArrayList<Triple<LogLevel, String, String>>()
+    val logger = object : Logger {
+        override fun log(level: LogLevel, target: String, message: String) {
+            lines.add(Triple(level, target, message))
+        }
+    }
+    try {
+        // Everything the core says while two devices talk: never the content.
+        setLogger(logger, LogLevel.TRACE)
+        val (alice, _) = enrolled(relay, "alice")
+        val (bob, b) = enrolled(relay, "bob")
+        val marker = "CONTENT-MARKER-${uniqueUser("m")}"
+        alice.use { bob.use {
+            alice.sendText(directTo(b), marker, 600.seconds)
+            alice.sync()
+            expectEqual(1, bob.sync().received.received.size, "received")
+        } }
+        check(lines.isNotEmpty()) { "the logger heard nothing at TRACE" }
+        check(lines.none { marker in it.third }) { "a log line carried message content" }
+
+        // At WARN: the pin failure, and nothing below WARN.
+        lines.clear()
+        setLogger(logger, LogLevel.WARN)
+        val user = uniqueUser("logged")
+        Client.create(tempDir(user).path, newKey()).use { client ->
+            expectThrows<OccException.PinMismatch> {
+                client.enrol(enrolOptions(relay.settings(listOf("sha256/" + "C".repeat(42) + "A=")), user))
+            }
+        }
+        check(lines.any { (level, target, text) -> level == LogLevel.WARN && target.startsWith("occ_core") && "pin_failure" in text }) {
+            "logger saw $lines"
+        }
+        check(lines.all { it.first == LogLevel.WARN || it.first == LogLevel.ERROR }) { "below the chosen level: $lines" }
+    } finally {
+        setLogger(null, LogLevel.ERROR)
+    }
+}
+
+suspend fun backgroundSync(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            coroutineScope {
+                val arrived = async {
+                    bob.events().filterIsInstance<ClientEvent.MessagesReceived>().first()
+                }
+                delay(200)
+                bob.startSync(defaultSyncOptions()).use { handle ->
+                    val id = alice.sendText(directTo(b), "pushed", 600.seconds)
+                    alice.flush()
+                    expectEqual(listOf(id), arrived.await().messages.map { it.messageId }, "arrived by itself")
+                    check(handle.isRunning()) { "stopped early" }
+                    handle.stop()
+                    eventually { !handle.isRunning() }
+                }
+            }
+        }
+    }
+}
