@@ -65,7 +65,7 @@ sources=$(find tests/kotlin android/logic/src -name '*.kt' 2>/dev/null || true)
   -classpath "build/kotlin/occ.jar:$deps:$lib/kotlin-test.jar" $sources
 
 run() {
-  java -Djna.library.path="$root/target/debug" \
+  java ${JAVA_OPTS:-} -Djna.library.path="$root/target/debug" \
     -cp "build/kotlin/tests.jar:build/kotlin/occ.jar:$deps:$lib/kotlin-stdlib.jar:$lib/kotlin-test.jar" "$@"
 }
 echo "== Kotlin tests"
@@ -74,7 +74,7 @@ if [ -d android/logic ]; then
   run org.occ.app.tests.LogicTestsKt
 fi
 if [ "${1:-}" = "--bench" ]; then
-  echo "== FFI bench"
-  run org.occ.tests.BenchKt
+  echo "== FFI bench (heap capped, so RSS shows native memory)"
+  JAVA_OPTS="-Xmx64m" run org.occ.tests.BenchKt
 fi
 echo "== Kotlin tests passed"
