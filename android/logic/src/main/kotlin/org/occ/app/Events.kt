@@ -1,0 +1,51 @@
+// The client's events, routed to what the screens need: refresh the lists,
+// show security alerts, show whether the relay is reachable.
+package org.occ.app
+
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.flow.MutableSharedFlow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.SharedFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asSharedFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.launch
+import org.occ.Client
+import org.occ.ClientEvent
+import org.occ.events
+
+/** Something the user must be told about. */
+data class Alert(val kind: String, val detail: String)
+
+/** Collects one client's events for as long as [start]'s job runs. */
+class EventRouter(
+    private val client: Client,
+    private val threads: ThreadsModel,
+    private val conversations: () -> List<ConversationModel>,
+) {
+    private val alertFlow = MutableSharedFlow<Alert>(extraBufferCapacity = 64)
+    private val connectedFlow = MutableStateFlow<Boolean?>(null)
+
+    /** Security alerts and undeliverable messages. */
+    val alerts: SharedFlow<Alert> = alertFlow.asSharedFlow()
+
+    /** Whether background sync reaches the relay (null: not known yet). */
+    val connected: StateFlow<Boolean?> = connectedFlow.asStateFlow()
+
+    fun start(scope: CoroutineScope): Job = scope.launch {
+        client.events().collect { handle(it) }
+    }
+
+    suspend fun handle(event: ClientEvent) {
+        when (event) {
+            is ClientEvent.MessagesReceived, is ClientEvent.MessagesExpired, is ClientEvent.MessageSent -> {
+                threads.refresh()
+                conversations().forEach { it.refresh() }
+            }
+            is ClientEvent.DeliveryFailed -> alertFlow.emit(Alert("undelivered", event.reason))
+            is ClientEvent.SecurityAlert -> alertFlow.emit(Alert(event.kind.name.lowercase(), event.detail))
+            is ClientEvent.ConnectionChanged -> connectedFlow.value = event.connected
+        }
+    }
+}

@@ -1,0 +1,159 @@
+// The app logic of the Android shell (and, mirrored, the iOS one), tested on
+// the JVM against a real relay: key wrapping, profile switching on a shared
+// device, the conversation model with its TTL countdown, and event routing.
+package org.occ.app.tests
+
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
+import org.occ.OccException
+import org.occ.app.ConversationModel
+import org.occ.app.EventRouter
+import org.occ.app.ProfileSwitcher
+import org.occ.app.SettingsModel
+import org.occ.app.SoftwareKeyWrapper
+import org.occ.app.ThreadsModel
+import org.occ.app.WrappedKeyStore
+import org.occ.app.countdownLabel
+import org.occ.defaultSyncOptions
+import org.occ.directTo
+import org.occ.enrolOptions
+import org.occ.sendText
+import org.occ.tests.Relay
+import org.occ.tests.check
+import org.occ.tests.enrolled
+import org.occ.tests.eventually
+import org.occ.tests.expectEqual
+import org.occ.tests.expectThrows
+import org.occ.tests.runTests
+import org.occ.tests.tempDir
+import org.occ.tests.uniqueUser
+
+fun main() = runTests(
+    "app logic",
+    listOf(
+        "countdown labels" to ::countdowns,
+        "keys are stored wrapped and bound to their profile" to ::wrapping,
+        "a shared device switches, locks and wipes profiles" to ::switching,
+        "a conversation counts down and drops what expires" to ::conversation,
+        "events refresh the screens and raise alerts" to ::routing,
+    ),
+)
+
+suspend fun countdowns(@Suppress("UNUSED_PARAMETER") relay: Relay) {
+    expectEqual("expired", countdownLabel(0), "zero")
+    expectEqual("expires in 9 s", countdownLabel(9_400), "seconds")
+    expectEqual("expires in 4 min 05 s", countdownLabel(245_000), "minutes")
+    expectEqual("expires in 2 h 3 min", countdownLabel((2 * 3600 + 3 * 60) * 1000L), "hours")
+    expectEqual("expires in 30 d 0 h", countdownLabel(30L * 86_400_000), "days")
+}
+
+suspend fun wrapping(@Suppress("UNUSED_PARAMETER") relay: Relay) {
+    val wrapper = SoftwareKeyWrapper()
+    val key = ByteArray(32) { it.toByte() }
+    val wrapped = wrapper.wrap("occ-profile-a", key)
+    check(wrapped.size > key.size && !wrapped.toList().windowed(32).contains(key.toList())) { "key stored in the clear" }
+    expectEqual(key.toList(), wrapper.unwrap("occ-profile-a", wrapped).toList(), "round trip")
+    // Another profile's wrapped key does not open this one, nor does a flipped byte.
+    expectThrows<javax.crypto.AEADBadTagException> { wrapper.unwrap("occ-profile-b", wrapped) }
+    val flipped = wrapped.copyOf().also { it[it.size - 1] = (it[it.size - 1].toInt() xor 1).toByte() }
+    expectThrows<javax.crypto.AEADBadTagException> { wrapper.unwrap("occ-profile-a", flipped) }
+    val store = WrappedKeyStore(tempDir("keys"))
+    store.put("a", wrapped)
+    expectEqual(wrapped.toList(), store.get("a")?.toList(), "stored")
+    store.delete("a")
+    check(store.get("a") == null) { "not deleted" }
+}
+
+suspend fun switching(relay: Relay) {
+    val root = tempDir("device")
+    val keyDir = root.resolve("keys")
+    val wrapper = SoftwareKeyWrapper()
+    ProfileSwitcher(root, wrapper, WrappedKeyStore(keyDir)).use { device ->
+        val alice = device.create("alice")
+        alice.enrol(enrolOptions(relay.settings(), uniqueUser("alice")))
+        alice.setKeepPeriodSecs(3_600u)
+        val bob = device.create("bob") // the shift changes: alice's profile is locked
+        check(alice.isClosed()) { "alice's profile stayed open" }
+        expectThrows<OccException.Closed> { alice.threads() }
+        expectEqual("bob", device.current.value?.name, "current")
+        expectEqual(listOf("alice", "bob"), device.profiles(), "profiles")
+        // Back to alice: her settings are hers, bob's profile is locked.
+        val again = device.switchTo("alice")
+        check(bob.isClosed()) { "bob's profile stayed open" }
+        expectEqual(3_600uL, again.settings().keepPeriodSecs, "alice's keep period")
+        device.lock()
+        check(device.current.value == null && again.isClosed()) { "lock left a profile open" }
+        // Wiping bob: files, wrapped key and platform key are gone.
+        device.wipe("bob")
+        expectEqual(listOf("alice"), device.profiles(), "after wipe")
+        check(!keyDir.resolve("bob.key").exists()) { "bob's wrapped key survived" }
+        expectThrows<IllegalArgumentException> { device.switchTo("bob") }
+        check(device.switchTo("alice").threads().isEmpty()) { "alice reopened" }
+    }
+}
+
+suspend fun conversation(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            alice.sendText(directTo(b), "short", 2.seconds)
+            alice.sendText(directTo(b), "long", 3_600.seconds)
+            alice.flush()
+            bob.receive(0u)
+            val threads = ThreadsModel(bob).also { it.refresh() }
+            val model = ConversationModel(bob, threads.threads.value.single().id)
+            val t0 = System.currentTimeMillis()
+            model.refresh(t0)
+            expectEqual(listOf("long", "short"), model.items.value.map { it.text }, "newest first")
+            check(model.items.value.last().countdown.matches(Regex("expires in [12] s"))) {
+                "countdown ${model.items.value.last().countdown}"
+            }
+            check(model.items.value.first().countdown.startsWith("expires in 59 min")) {
+                "countdown ${model.items.value.first().countdown}"
+            }
+            // The screen's clock moves on: the short one disappears without a reload…
+            model.tick(t0 + 2_500)
+            expectEqual(listOf("long"), model.items.value.map { it.text }, "after the TTL")
+            // …and the core agrees once it is asked.
+            delay(2_100)
+            model.refresh()
+            expectEqual(listOf("long"), model.items.value.map { it.text }, "reloaded")
+            val settings = SettingsModel(bob)
+            settings.setKeepPeriod(1u)
+            expectEqual(1uL, settings.keepPeriodSecs.value, "keep period")
+            delay(1_200)
+            model.refresh()
+            check(model.items.value.isEmpty()) { "kept past the keep period" }
+        }
+    }
+}
+
+suspend fun routing(relay: Relay) {
+    val (alice, _) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            val threads = ThreadsModel(bob)
+            val router = EventRouter(bob, threads) { emptyList() }
+            coroutineScope {
+                val job = router.start(this)
+                delay(200)
+                bob.startSync(defaultSyncOptions()).use { sync ->
+                    eventually { router.connected.value == true }
+                    alice.sendText(directTo(b), "routed", 600.seconds)
+                    alice.flush()
+                    eventually { threads.threads.value.size == 1 }
+                    // An undeliverable message of bob's becomes an alert.
+                    bob.sendText(directTo("nobody-${uniqueUser("x")}"), "lost", 600.seconds)
+                    val alert = router.alerts.first()
+                    expectEqual("undelivered", alert.kind, "alert kind")
+                    sync.stop()
+                }
+                job.cancel()
+            }
+        }
+    }
+}
