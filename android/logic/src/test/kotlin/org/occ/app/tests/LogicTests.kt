@@ -4,19 +4,19 @@
 package org.occ.app.tests
 
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.async
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import org.occ.OccException
 import org.occ.app.ConversationModel
-import org.occ.app.EventRouter
+import org.occ.app.ProfileSession
 import org.occ.app.ProfileSwitcher
 import org.occ.app.SettingsModel
 import org.occ.app.SoftwareKeyWrapper
 import org.occ.app.ThreadsModel
 import org.occ.app.WrappedKeyStore
 import org.occ.app.countdownLabel
-import org.occ.defaultSyncOptions
 import org.occ.directTo
 import org.occ.enrolOptions
 import org.occ.sendText
@@ -133,27 +133,35 @@ suspend fun conversation(relay: Relay) {
 
 suspend fun routing(relay: Relay) {
     val (alice, _) = enrolled(relay, "alice")
-    val (bob, b) = enrolled(relay, "bob")
-    alice.use {
-        bob.use {
-            val threads = ThreadsModel(bob)
-            val router = EventRouter(bob, threads) { emptyList() }
-            coroutineScope {
-                val job = router.start(this)
-                delay(200)
-                bob.startSync(defaultSyncOptions()).use { sync ->
-                    eventually { router.connected.value == true }
-                    alice.sendText(directTo(b), "routed", 600.seconds)
-                    alice.flush()
-                    eventually { threads.threads.value.size == 1 }
-                    // An undeliverable message of bob's becomes an alert.
-                    bob.sendText(directTo("nobody-${uniqueUser("x")}"), "lost", 600.seconds)
-                    val alert = router.alerts.first()
-                    expectEqual("undelivered", alert.kind, "alert kind")
-                    sync.stop()
-                }
-                job.cancel()
+    val root = tempDir("session")
+    ProfileSwitcher(root, SoftwareKeyWrapper(), WrappedKeyStore(root.resolve("keys"))).use { device ->
+        val client = device.create("bob")
+        coroutineScope {
+            val session = ProfileSession("bob", client, this)
+            check(!session.isEnrolled()) { "enrolled too early" }
+            val b = uniqueUser("bob")
+            session.enrol(relay.url, relay.pin, b, relay.caPem)
+            check(session.isEnrolled()) { "not enrolled" }
+            session.startSync()
+            eventually { session.events.connected.value == true }
+            alice.use {
+                alice.sendText(directTo(b), "routed", 600.seconds)
+                alice.flush()
+                eventually { session.threads.threads.value.size == 1 }
+                val model = session.conversation(session.threads.threads.value.single().id)
+                model.refresh()
+                expectEqual(listOf("routed"), model.items.value.map { it.text }, "conversation")
+                // A message arriving later refreshes the open conversation by itself.
+                alice.sendText(directTo(b), "and again", 600.seconds)
+                alice.flush()
+                eventually { model.items.value.size == 2 }
             }
+            // An undeliverable message becomes an alert.
+            val alert = async { session.events.alerts.first() }
+            delay(100)
+            client.sendText(directTo("nobody-${uniqueUser("x")}"), "lost", 600.seconds)
+            expectEqual("undelivered", alert.await().kind, "alert kind")
+            session.close()
         }
     }
 }
