@@ -13,6 +13,7 @@ import org.occ.Client
 import org.occ.OccException
 import org.occ.Recipient
 import org.occ.StoredMessage
+import org.occ.ThreadKind
 import org.occ.ThreadSummary
 import org.occ.sendText
 import org.occ.text
@@ -30,6 +31,10 @@ fun countdownLabel(remainingMs: Long): String {
         }
     }
 }
+
+/** Where a reply in this thread goes: the thread itself, or the other user. */
+fun ThreadSummary.replyTo(): Recipient =
+    if (kind == ThreadKind.GROUP) Recipient.Thread(id, emptyList()) else Recipient.User(title)
 
 /** The thread list. */
 class ThreadsModel(private val client: Client) {

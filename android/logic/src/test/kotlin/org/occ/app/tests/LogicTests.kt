@@ -17,6 +17,8 @@ import org.occ.app.SoftwareKeyWrapper
 import org.occ.app.ThreadsModel
 import org.occ.app.WrappedKeyStore
 import org.occ.app.countdownLabel
+import org.occ.app.replyTo
+import org.occ.Recipient
 import org.occ.directTo
 import org.occ.enrolOptions
 import org.occ.sendText
@@ -95,7 +97,7 @@ suspend fun switching(relay: Relay) {
 }
 
 suspend fun conversation(relay: Relay) {
-    val (alice, _) = enrolled(relay, "alice")
+    val (alice, a) = enrolled(relay, "alice")
     val (bob, b) = enrolled(relay, "bob")
     alice.use {
         bob.use {
@@ -104,7 +106,9 @@ suspend fun conversation(relay: Relay) {
             alice.flush()
             bob.receive(0u)
             val threads = ThreadsModel(bob).also { it.refresh() }
-            val model = ConversationModel(bob, threads.threads.value.single().id)
+            val dm = threads.threads.value.single()
+            expectEqual(Recipient.User(a), dm.replyTo(), "a direct reply goes to the other user")
+            val model = ConversationModel(bob, dm.id)
             val t0 = System.currentTimeMillis()
             model.refresh(t0)
             expectEqual(listOf("long", "short"), model.items.value.map { it.text }, "newest first")
@@ -121,6 +125,11 @@ suspend fun conversation(relay: Relay) {
             delay(2_100)
             model.refresh()
             expectEqual(listOf("long"), model.items.value.map { it.text }, "reloaded")
+            // A reply from the conversation reaches alice.
+            model.send(dm.replyTo(), "reply", 600.seconds)
+            bob.flush() // background sync would; this test drives it by hand
+            alice.sync()
+            expectEqual(listOf("reply"), alice.messages(dm.id, 10u).filter { !it.outgoing }.map { it.body.decodeToString() }, "reply")
             val settings = SettingsModel(bob)
             settings.setKeepPeriod(1u)
             expectEqual(1uL, settings.keepPeriodSecs.value, "keep period")
