@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kotlin tests of the bindings and of the app logic, on the JVM, against a
-# real `occ-relay --dev` on loopback. Called by scripts/test.sh (and so by
-# CI). Installs what it needs when missing: a JDK and libjna-java (apt), the
+# real `occ-relay --dev` on loopback, and the check that the Swift code
+# (iOS app, extension, app logic, Swift tests) only uses binding symbols
+# that exist. Called by scripts/test.sh (and so by CI). Installs what it needs when missing: a JDK and libjna-java (apt), the
 # Kotlin compiler with its coroutines and kotlin-test jars (npm,
 # kotlin-compiler@2.4.20, into build/tools).
 #
@@ -31,6 +32,11 @@ deps="$jna:$lib/kotlinx-coroutines-core-jvm.jar"
 
 echo "== bindings"
 scripts/gen-bindings.sh
+for f in build/bindings/org/occ/occ.kt build/bindings/Occ.swift build/bindings/OccFFI.h build/bindings/OccFFI.modulemap; do
+  [ -s "$f" ] || { echo "missing generated file $f"; exit 1; }
+done
+echo "== Swift: every binding symbol the iOS code uses exists"
+python3 scripts/check-swift-api.py
 
 echo "== relay"
 cargo build -q -p occ-relay --bin occ-relay
