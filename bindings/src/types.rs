@@ -142,6 +142,7 @@ pub enum SecurityEventKind {
     RefusedSenderKey,
     DeliveryFailed,
     DirectoryMismatch,
+    TimeJump,
 }
 
 #[uniffi::remote(Enum)]

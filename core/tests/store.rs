@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use occ_core::retention::{Clock, DAY_MS, ManualClock};
+use occ_core::retention::{Clock, DAY_MS, ManualClock, ServerTime};
 use occ_core::store::{DbKey, Inserted, NewMessage, ProfileDirs, Store, StoreError};
 
 const T0: i64 = 1_800_000_000_000;
@@ -146,7 +146,7 @@ fn expired_and_past_keep_period_messages_are_never_returned_whatever_the_clock()
 }
 
 #[test]
-fn signed_server_time_moves_trusted_time_forward_only() {
+fn signed_server_time_moves_trusted_time_forward_only_within_bounds() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let key = DbKey::generate().unwrap();
@@ -154,16 +154,32 @@ fn signed_server_time_moves_trusted_time_forward_only() {
     store
         .insert_message(&msg("a", "t", b"x", T0 + 10 * MIN))
         .unwrap();
-    // The device clock is an hour slow; the relay's signed time says otherwise.
+    // The device clock is five minutes slow: the signed time is adopted.
+    assert_eq!(
+        store.observe_server_time(T0 + 5 * MIN).unwrap(),
+        (ServerTime::Adopted, T0 + 5 * MIN)
+    );
+    assert!(store.message("a").is_ok());
+    // An hour ahead is held back: the message stays.
     assert_eq!(
         store.observe_server_time(T0 + 60 * MIN).unwrap(),
-        T0 + 60 * MIN
+        (ServerTime::Held { lead_ms: 55 * MIN }, T0 + 5 * MIN)
+    );
+    assert!(store.message("a").is_ok());
+    // A minute later the relay tells the same story: now it is believed.
+    clock.advance(MIN);
+    assert_eq!(
+        store.observe_server_time(T0 + 61 * MIN).unwrap(),
+        (ServerTime::Corroborated, T0 + 61 * MIN)
     );
     assert!(store.message("a").is_err());
-    assert_eq!(store.observe_server_time(T0).unwrap(), T0 + 60 * MIN);
+    assert_eq!(
+        store.observe_server_time(T0).unwrap(),
+        (ServerTime::Behind, T0 + 61 * MIN)
+    );
     drop(store);
     let store = Store::open(tmp.path(), &key, clock).unwrap();
-    assert!(store.now_ms() >= T0 + 60 * MIN);
+    assert!(store.now_ms() >= T0 + 61 * MIN);
     assert!(store.message("a").is_err());
 }
 

@@ -63,8 +63,9 @@ fn real_now_ms() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_signed_prekey_rotates_on_age_and_keeps_one_previous_key() {
     let env = Env::start().await;
-    // Bob's profile was created eight days ago.
-    let clock = Arc::new(ManualClock::new(real_now_ms() - 8 * DAY_MS));
+    // Bob's clock runs by hand; time passes on his device only (the relay's
+    // signed time then lags behind, which never moves trusted time back).
+    let clock = Arc::new(ManualClock::new(real_now_ms()));
     let dir = env.profile_dir("bob");
     std::fs::create_dir_all(&dir).unwrap();
     let bob = Client::create_with_clock(
@@ -78,16 +79,20 @@ async fn the_signed_prekey_rotates_on_age_and_keeps_one_previous_key() {
 
     let mut early = env.raw_device("early").await;
     let mut late = env.raw_device("late").await;
+    early.envelope_ttl_secs = 30 * 24 * 3600;
+    late.envelope_ttl_secs = 30 * 24 * 3600;
     let first_spk = early.open_session(&bob_device).await.signed_prekey_id;
     assert_eq!(
         late.open_session(&bob_device).await.signed_prekey_id,
         first_spk
     );
-    let m = early.text("bob", "in-flight", "sent before the rotation");
+    let m = early.text_with_ttl("bob", "in-flight", "sent before the rotation", 9 * DAY_MS);
     early.send_payload(&bob_device, &m).await;
 
-    // Trusted time says the key is 8 days old: it rotates, and the relay
+    // Eight days later the key is 8 days old by trusted time: it rotates, and the relay
     // hands out the new one from now on.
+    assert!(!bob.maintain_prekeys().await.unwrap().rotated_signed_prekey);
+    clock.advance(8 * DAY_MS);
     let r = bob.maintain_prekeys().await.unwrap();
     assert!(r.rotated_signed_prekey);
     assert!(!bob.maintain_prekeys().await.unwrap().rotated_signed_prekey);
@@ -107,7 +112,7 @@ async fn the_signed_prekey_rotates_on_age_and_keeps_one_previous_key() {
     // late message made for it can no longer be read.
     clock.advance(8 * DAY_MS);
     assert!(bob.maintain_prekeys().await.unwrap().rotated_signed_prekey);
-    let m = late.text("bob", "too-late", "sent for a deleted key");
+    let m = late.text_with_ttl("bob", "too-late", "sent for a deleted key", 20 * DAY_MS);
     late.send_payload(&bob_device, &m).await;
     let r = bob.receive(0).await.unwrap();
     match &r.items[0].outcome {

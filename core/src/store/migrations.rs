@@ -149,6 +149,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     ) STRICT;
     "#,
+    // 4: trusted time at the start of the current boot, so time spent with
+    // the app closed is counted within a boot.
+    r#"
+    ALTER TABLE clock ADD COLUMN boot_id TEXT;
+    ALTER TABLE clock ADD COLUMN boot_base_ms INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -61,7 +61,7 @@ pub use security_events::{SecurityEvent, SecurityEventKind};
 pub use threads::{ThreadKind, ThreadSummary};
 
 use crate::crypto::CryptoError;
-use crate::retention::{Clock, TrustedTime};
+use crate::retention::{Clock, ServerTime, TrustedTime};
 
 /// Database file name inside a profile directory.
 pub const DB_FILE: &str = "occ.db";
@@ -230,11 +230,13 @@ impl Store {
         let attachments = dir.join(ATTACHMENT_DIR);
         files::create_private_dir_all(&attachments)
             .map_err(|e| StoreError::io("create the attachment directory", &attachments, e))?;
-        let high_water: i64 =
-            conn.query_row("SELECT high_water_ms FROM clock WHERE id = 1", [], |r| {
-                r.get(0)
-            })?;
-        let time = TrustedTime::new(clock.as_ref(), high_water);
+        let (high_water, boot_id, boot_base): (i64, Option<String>, Option<i64>) = conn.query_row(
+            "SELECT high_water_ms, boot_id, boot_base_ms FROM clock WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let boot = boot_id.as_deref().zip(boot_base);
+        let time = TrustedTime::new(clock.as_ref(), high_water, boot);
         let mut store = Self {
             conn,
             dir: dir.to_path_buf(),
@@ -256,21 +258,34 @@ impl Store {
         self.time.now_ms(self.clock.as_ref())
     }
 
-    /// Records a verified server time (from a signed relay acknowledgement);
-    /// trusted time moves forward to it if it is ahead, never back.
-    pub fn observe_server_time(&mut self, server_ms: i64) -> Result<i64, StoreError> {
-        let now = self.time.observe(self.clock.as_ref(), server_ms);
-        self.conn.execute(
-            "UPDATE clock SET server_ms = ?1, high_water_ms = max(high_water_ms, ?2) WHERE id = 1",
-            (server_ms, now),
-        )?;
-        Ok(now)
+    /// Considers a verified server time (from a signed relay
+    /// acknowledgement): trusted time moves forward to it within the bounds
+    /// described on [`ServerTime`], never back. Returns what happened and the
+    /// trusted time after it.
+    pub fn observe_server_time(&mut self, server_ms: i64) -> Result<(ServerTime, i64), StoreError> {
+        let outcome = self.time.observe(self.clock.as_ref(), server_ms);
+        self.conn
+            .execute("UPDATE clock SET server_ms = ?1 WHERE id = 1", [server_ms])?;
+        self.persist_time()?;
+        Ok((outcome, self.now_ms()))
     }
 
-    /// Persists the trusted-time high-water mark (also done by every write).
+    /// Persists the trusted-time high-water mark (also done by every write)
+    /// and the trusted time at the start of this boot.
     pub fn persist_time(&mut self) -> Result<(), StoreError> {
         let now = self.now_ms();
-        persist_high_water(&self.conn, now)
+        persist_high_water(&self.conn, now)?;
+        if let Some(boot) = self.clock.boot() {
+            let base = now.saturating_sub(boot.elapsed_ms);
+            // Same boot: keep the larger base (suspended time may have run
+            // the boot clock ahead of the monotonic one). New boot: replace.
+            self.conn.execute(
+                "UPDATE clock SET boot_base_ms = CASE WHEN boot_id IS ?1 \
+                 THEN max(coalesce(boot_base_ms, ?2), ?2) ELSE ?2 END, boot_id = ?1 WHERE id = 1",
+                (&boot.id, base),
+            )?;
+        }
+        Ok(())
     }
 
     /// Changes the database key (the app stores the new key first).

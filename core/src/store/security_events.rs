@@ -40,11 +40,14 @@ pub enum SecurityEventKind {
     /// The relay's directory contradicts itself (a device listed under a
     /// wrong id or user).
     DirectoryMismatch,
+    /// A signed server time far ahead of trusted time was held back until
+    /// corroborated (or was implausible).
+    TimeJump,
 }
 
 impl SecurityEventKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [SecurityEventKind; 12] = [
+    pub const ALL: [SecurityEventKind; 13] = [
         Self::PinFailure,
         Self::RelayUnverified,
         Self::Undecryptable,
@@ -57,6 +60,7 @@ impl SecurityEventKind {
         Self::RefusedSenderKey,
         Self::DeliveryFailed,
         Self::DirectoryMismatch,
+        Self::TimeJump,
     ];
 
     /// The stable snake_case name (stored, logged, shown by the CLI).
@@ -74,6 +78,7 @@ impl SecurityEventKind {
             Self::RefusedSenderKey => "refused_sender_key",
             Self::DeliveryFailed => "delivery_failed",
             Self::DirectoryMismatch => "directory_mismatch",
+            Self::TimeJump => "time_jump",
         }
     }
 

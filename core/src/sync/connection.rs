@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Engine, Enrolment, Local};
 use crate::crypto::{Account, SignedPreKeyPublic};
 use crate::error::{Error, Result};
+use crate::retention::ServerTime;
 use crate::store::SecurityEventKind;
 use crate::transport::{
     AfterExpiry, ApiClient, PinSet, RelayEndpoint, SessionInfo, TransportError,
@@ -186,6 +187,24 @@ impl Engine {
         self.events.alert(kind, detail);
     }
 
+    /// Feeds a verified server time to trusted time; a far-ahead time that
+    /// is held back (see [`crate::retention::ServerTime`]) is recorded as a
+    /// security event and raised. Returns trusted time after it.
+    fn observe_server_time(&self, server_ms: i64) -> Result<i64> {
+        let (outcome, now) = self.with_local(|l| Ok(l.store.observe_server_time(server_ms)?))?;
+        if let ServerTime::Held { lead_ms } = outcome {
+            let kind = SecurityEventKind::TimeJump;
+            let detail = format!(
+                "signed server time {server_ms} is {lead_ms} ms ahead of trusted time; \
+                 not adopted until a later signed time confirms it"
+            );
+            tracing::warn!("security event {kind}: {detail}");
+            self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?))?;
+            self.events.alert(kind, detail);
+        }
+        Ok(now)
+    }
+
     /// Maps a transport error to the public one, recording identity failures.
     pub(crate) fn transport(&self, e: TransportError) -> Error {
         self.note_transport_failure(&e);
@@ -209,11 +228,11 @@ impl Engine {
             .start_session(None)
             .await
             .map_err(|e| self.transport(e))?;
+        self.observe_server_time(info.server_time_ms)?;
         // Publish a full batch of one-time prekeys with the registration; the
         // account (and its new keys) is saved with the enrolment below, so a
         // failed registration publishes keys we still hold.
         let (account, request) = self.with_local(|l| {
-            l.store.observe_server_time(info.server_time_ms)?;
             let mut account = l.account.clone();
             let missing = PREKEY_BATCH.saturating_sub(account.one_time_prekey_count());
             account.replenish_one_time_prekeys(missing)?;
@@ -294,8 +313,7 @@ impl Engine {
             Err(TransportError::NotFound(_)) => return Err(Error::NotEnrolled),
             Err(e) => return Err(self.transport(e)),
         }
-        let trusted =
-            self.with_local(|l| Ok(l.store.observe_server_time(info.server_time_ms)?))?;
+        let trusted = self.observe_server_time(info.server_time_ms)?;
         Ok(RelaySession {
             session_id: info.session_id,
             server_time_ms: info.server_time_ms,

@@ -68,7 +68,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(user)
-            && now - at < DIRECTORY_TTL_MS
+            && now.saturating_sub(*at) < DIRECTORY_TTL_MS
         {
             return Ok(devices.clone());
         }

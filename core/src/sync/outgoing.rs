@@ -277,7 +277,11 @@ impl Engine {
                 Err(e) if e.is_transient() => {
                     let backoff = (1000i64 << row.attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
                     self.with_local(|l| {
-                        Ok(outbox::defer_in(&l.store.conn, row.seq, now + backoff)?)
+                        Ok(outbox::defer_in(
+                            &l.store.conn,
+                            row.seq,
+                            now.saturating_add(backoff),
+                        )?)
                     })?;
                     tracing::info!("send deferred by {backoff} ms: {e}");
                     return Err(e);

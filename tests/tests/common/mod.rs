@@ -238,6 +238,7 @@ impl Env {
             api,
             sessions: Default::default(),
             sent: 0,
+            envelope_ttl_secs: 600,
         }
     }
 
@@ -260,6 +261,8 @@ pub struct RawDevice {
     pub api: occ_core::transport::ApiClient,
     sessions: std::collections::HashMap<String, occ_core::crypto::Session>,
     sent: u32,
+    /// The relay TTL of what [`RawDevice::send_payload`] sends (600 s).
+    pub envelope_ttl_secs: u64,
 }
 
 impl RawDevice {
@@ -292,7 +295,7 @@ impl RawDevice {
         self.api
             .send(&occ_protocol::api::SendRequest {
                 idempotency_key: format!("{}-{}", self.user, self.sent),
-                ttl_secs: 600,
+                ttl_secs: self.envelope_ttl_secs,
                 class: "text".into(),
                 thread: None,
                 envelopes: vec![occ_protocol::api::OutEnvelope {
@@ -306,6 +309,11 @@ impl RawDevice {
 
     /// A direct text payload from this device's user to `to`.
     pub fn text(&self, to: &str, message_id: &str, body: &str) -> Vec<u8> {
+        self.text_with_ttl(to, message_id, body, 600_000)
+    }
+
+    /// [`RawDevice::text`] expiring `ttl_ms` after now (real time).
+    pub fn text_with_ttl(&self, to: &str, message_id: &str, body: &str, ttl_ms: i64) -> Vec<u8> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -317,7 +325,7 @@ impl RawDevice {
             group: false,
             sender_user: self.user.clone(),
             sent_ms: now,
-            ttl_expiry_ms: now + 600_000,
+            ttl_expiry_ms: now + ttl_ms,
             read_timer_ms: None,
             body: body.as_bytes().to_vec(),
         })
