@@ -88,7 +88,9 @@ pub(crate) async fn run() -> Result<(), Fail> {
          validated chain, then the relay's signed acknowledgement of a fresh nonce; only then does it\n\
          register its identity key, signed prekey and one-time prekeys.",
     );
-    let push = PushSink::start()
+    let dev_ca = occ_relay::DevCa::load_dev(&root.join("relay"))
+        .map_err(|e| Fail(format!("dev CA: {e}")))?;
+    let push = PushSink::start(&dev_ca)
         .await
         .map_err(|e| Fail(format!("push endpoint: {e}")))?;
     let alice = person(root, "alice", &url, &relay.pin, &ca, None).await?;

@@ -193,6 +193,7 @@ impl From<TransportError> for Error {
             TransportError::Unauthorized(_) => Error::NotEnrolled,
             TransportError::Network(_)
             | TransportError::Server { .. }
+            | TransportError::RateLimited { .. }
             | TransportError::InvalidResponse(_) => Error::Network {
                 reason: e.to_string(),
             },

@@ -187,19 +187,39 @@ pub struct RegisterRequest {
     pub signed_prekey: SignedPreKeyJson,
     /// One-time prekeys.
     pub one_time_prekeys: Vec<OneTimePreKeyJson>,
-    /// UnifiedPush-style HTTP endpoint for push notices.
+    /// Push endpoint for push notices: `https://` on one of the relay's
+    /// configured gateway hosts.
     pub push_endpoint: Option<String>,
+    /// When the device signed this request, by the relay's clock (the signed
+    /// server time of the session it just started). The relay refuses a
+    /// timestamp more than [`REGISTRATION_SKEW_MS`] from its own clock, or not
+    /// newer than the device's last accepted registration: a replayed
+    /// registration is refused.
+    pub timestamp_ms: i64,
     /// The device's signature over [`register_message`] (proof of key).
     pub signature: B64,
 }
 
-/// What a registration signature covers.
-pub fn register_message(user: &str, identity: &[u8], push_endpoint: Option<&str>) -> Vec<u8> {
+/// How far a registration's timestamp may be from the relay's clock.
+pub const REGISTRATION_SKEW_MS: i64 = 5 * 60 * 1000;
+
+/// What a registration signature covers: everything in the request, so no
+/// part of it (the prekeys, the push endpoint, the time) can be swapped or
+/// replayed.
+pub fn register_message(req: &RegisterRequest) -> Vec<u8> {
     let mut w = Writer::new();
-    w.raw(b"occ/v1/register")
-        .var_bytes(user.as_bytes())
-        .var_bytes(identity)
-        .var_bytes(push_endpoint.unwrap_or("").as_bytes());
+    w.raw(b"occ/v1/register/2")
+        .var_bytes(req.user.as_bytes())
+        .var_bytes(req.identity.as_slice())
+        .var_bytes(req.push_endpoint.as_deref().unwrap_or("").as_bytes())
+        .raw(&req.timestamp_ms.to_be_bytes())
+        .u32(req.signed_prekey.id)
+        .var_bytes(req.signed_prekey.key.as_slice())
+        .var_bytes(req.signed_prekey.signature.as_slice())
+        .u32(u32::try_from(req.one_time_prekeys.len()).unwrap_or(u32::MAX));
+    for k in &req.one_time_prekeys {
+        w.u32(k.id).var_bytes(k.key.as_slice());
+    }
     w.into_vec()
 }
 

@@ -272,9 +272,11 @@ async fn relay_memory(total: usize) -> (u64, u64, u64, u64, f64) {
     .unwrap();
     // A dedicated sender device, registered like any other.
     let account = occ_core::crypto::Account::generate(0).unwrap();
-    api.register(&occ_core::sync::registration(&account, "loadgen", None).unwrap())
-        .await
-        .unwrap();
+    api.register(
+        &occ_core::sync::registration(&account, "loadgen", None, occ_relay::now_ms()).unwrap(),
+    )
+    .await
+    .unwrap();
     api.authenticate(&account.device_id().to_hex(), |m| {
         account.identity().sign(b"", m)
     })

@@ -19,7 +19,9 @@ use occ_protocol::{Envelope, IdentityKeys, MAX_ENVELOPE_LEN, PreKeyBundle, conte
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::db::{DeviceRow, Lookup};
+use crate::db::{DeviceRow, Lookup, Quota};
+use crate::limits::{Full, check_push_endpoint};
+use crate::metrics::Metrics;
 use crate::{AppState, CHALLENGE_TTL_MS, MAX_BODY, RelayError, TOKEN_TTL_MS, now_ms};
 
 type Shared = Arc<AppState>;
@@ -33,6 +35,30 @@ impl IntoResponse for RelayError {
             RelayError::Gone => (StatusCode::GONE, self.to_string()),
             RelayError::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
             RelayError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m.clone()),
+            RelayError::RateLimited { retry_after_ms } => {
+                let secs = retry_after_ms.div_ceil(1000).max(1);
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(ErrorBody {
+                        error: self.to_string(),
+                    }),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                return r;
+            }
+            RelayError::Busy(m) => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(ErrorBody { error: m.clone() }),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(1u32));
+                return r;
+            }
+            RelayError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, m.clone()),
             RelayError::Storage(e) => {
                 tracing::error!("storage error: {e}");
                 (
@@ -115,19 +141,16 @@ impl FromRequestParts<Shared> for AuthDevice {
             RelayError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
         })?;
         let tokens = lock(&state.tokens)?;
-        match tokens.get(token) {
-            Some((device, expires)) if *expires > now_ms() => Ok(AuthDevice(device.clone())),
-            Some(_) => Err(RelayError::Unauthorized(
-                "token expired; authenticate again".into(),
-            )),
+        match tokens.get(token, now_ms()) {
+            Some((device, ())) => Ok(AuthDevice(device.to_string())),
             None => Err(RelayError::Unauthorized(
-                "unknown token; authenticate again".into(),
+                "unknown or expired token; authenticate again".into(),
             )),
         }
     }
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, RelayError> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, RelayError> {
     m.lock()
         .map_err(|_| RelayError::Internal("state lock poisoned".into()))
 }
@@ -163,6 +186,56 @@ fn verify(
         .map_err(|_| bad(format!("{what}: invalid signature")))
 }
 
+/// The rate-limit key and rate of a request: its device when it carries a
+/// live token, else its peer address.
+fn rate_key(s: &AppState, req: &Request) -> Result<(String, crate::limits::Rate), RelayError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = token
+        && let Some((device, ())) = lock(&s.tokens)?.get(token, now_ms())
+    {
+        return Ok((format!("d:{device}"), s.limits.per_device));
+    }
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::tls::PeerAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.0.ip().to_string());
+    Ok((format!("a:{addr}"), s.limits.per_address))
+}
+
+/// Applies the rate limits and counts every answer.
+async fn limit_and_count(
+    State(s): State<Shared>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    Metrics::inc(&s.metrics.requests);
+    let checked = rate_key(&s, &req).and_then(|(key, rate)| {
+        lock(&s.rates)?
+            .check(&key, rate, now_ms())
+            .map_err(|retry_after_ms| RelayError::RateLimited { retry_after_ms })
+    });
+    let resp = match checked {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            if matches!(e, RelayError::RateLimited { .. }) {
+                Metrics::inc(&s.metrics.rate_limited);
+            }
+            e.into_response()
+        }
+    };
+    if resp.status().is_client_error() {
+        Metrics::inc(&s.metrics.rejections);
+    }
+    if resp.status() == StatusCode::INSUFFICIENT_STORAGE {
+        Metrics::inc(&s.metrics.quota_refusals);
+    }
+    resp
+}
+
 /// All routes.
 pub fn router(state: Shared) -> Router {
     let v1 = Router::new()
@@ -183,6 +256,10 @@ pub fn router(state: Shared) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_and_count,
+        ))
         .with_state(state)
 }
 
@@ -257,17 +334,6 @@ fn check_one_time(keys: &[OneTimePreKeyJson]) -> Result<Vec<(u32, Vec<u8>)>, Rel
         .collect()
 }
 
-fn check_push_endpoint(e: &Option<String>) -> Result<(), RelayError> {
-    if let Some(url) = e
-        && (url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")))
-    {
-        return Err(bad(
-            "the push endpoint must be an http(s) URL of at most 2048 characters",
-        ));
-    }
-    Ok(())
-}
-
 async fn register(
     State(s): State<Shared>,
     JsonBody(req): JsonBody<RegisterRequest>,
@@ -275,7 +341,18 @@ async fn register(
     if !valid_user_name(&req.user) {
         return Err(bad("a user name is 1 to 64 characters of a-z 0-9 . _ -"));
     }
-    check_push_endpoint(&req.push_endpoint)?;
+    if let Some(url) = &req.push_endpoint {
+        check_push_endpoint(url, &s.limits.push_gateways).map_err(bad)?;
+    }
+    let now = now_ms();
+    if req.timestamp_ms.abs_diff(now) > REGISTRATION_SKEW_MS.unsigned_abs() {
+        Metrics::inc(&s.metrics.stale_registrations);
+        return Err(bad(format!(
+            "the registration is signed for {} but the relay's time is {now}: \
+             sign it with the server time of a fresh session",
+            req.timestamp_ms
+        )));
+    }
     let mut reader = occ_protocol::codec::Reader::new(req.identity.as_slice());
     let identity = IdentityKeys::read(&mut reader).map_err(|e| bad(format!("identity: {e}")))?;
     reader.finish().map_err(|e| bad(format!("identity: {e}")))?;
@@ -290,11 +367,7 @@ async fn register(
     verify(
         &vk,
         b"",
-        &register_message(
-            &req.user,
-            req.identity.as_slice(),
-            req.push_endpoint.as_deref(),
-        ),
+        &register_message(&req),
         &req.signature,
         "registration",
     )?;
@@ -310,7 +383,13 @@ async fn register(
         spk_signature,
         push_endpoint: req.push_endpoint,
     };
-    lock(&s.db)?.register(&row, &one_time, now_ms())?;
+    lock(&s.db)?
+        .register(&row, &one_time, req.timestamp_ms, now)
+        .inspect_err(|e| {
+            if matches!(e, RelayError::Conflict(m) if m.contains("replay")) {
+                Metrics::inc(&s.metrics.stale_registrations);
+            }
+        })?;
     Ok(Json(RegisterResponse {
         device_id,
         service_key: B64(s.service_key.verifying_key().to_bytes().to_vec()),
@@ -329,14 +408,16 @@ async fn challenge(
             "unknown device; register first".into(),
         ));
     }
-    let c = random::<32>()?;
-    let expires_ms = now_ms() + CHALLENGE_TTL_MS;
-    let mut challenges = lock(&s.challenges)?;
     let now = now_ms();
-    challenges.retain(|_, (_, exp)| *exp > now);
-    challenges.insert(req.device_id, (c, expires_ms));
+    let expires_ms = now + CHALLENGE_TTL_MS;
+    // Stateless (see `challenge.rs`): asking for a challenge for someone
+    // else's device never displaces theirs.
+    let c = s
+        .challenges
+        .issue(&req.device_id, random::<16>()?, expires_ms)
+        .ok_or_else(|| RelayError::Internal("challenge key".into()))?;
     Ok(Json(ChallengeResponse {
-        challenge: B64(c.to_vec()),
+        challenge: B64(c),
         expires_ms,
     }))
 }
@@ -348,17 +429,14 @@ async fn token(
     let key =
         parse_device_id(&req.device_id).ok_or_else(|| bad("a device id is 64 hex characters"))?;
     let vk = verifying_key(&key)?;
-    {
-        let challenges = lock(&s.challenges)?;
-        match challenges.get(&req.device_id) {
-            Some((c, exp)) if *exp > now_ms() && c[..] == req.challenge.0[..] => {}
-            _ => {
-                return Err(RelayError::Unauthorized(
-                    "unknown or expired challenge; request a new one".into(),
-                ));
-            }
-        }
-    }
+    let now = now_ms();
+    let unknown = || {
+        RelayError::Unauthorized("unknown, expired or spent challenge; request a new one".into())
+    };
+    let challenge_expires = s
+        .challenges
+        .check(&req.device_id, req.challenge.as_slice(), now)
+        .ok_or_else(unknown)?;
     verify(
         &vk,
         b"",
@@ -367,13 +445,22 @@ async fn token(
         "challenge",
     )
     .map_err(|_| RelayError::Unauthorized("the challenge signature does not verify".into()))?;
-    lock(&s.challenges)?.remove(&req.device_id);
+    {
+        // Check and spend under one lock: two requests racing with one
+        // challenge get one token.
+        let challenge_key = hex::encode(req.challenge.as_slice());
+        let mut used = lock(&s.used_challenges)?;
+        if used.get(&challenge_key, now).is_some() {
+            return Err(unknown());
+        }
+        used.insert(challenge_key, &req.device_id, (), challenge_expires, now)
+            .map_err(|Full| RelayError::Busy("too many authentications; retry shortly".into()))?;
+    }
     let token = hex::encode(random::<32>()?);
-    let expires_ms = now_ms() + TOKEN_TTL_MS;
-    let mut tokens = lock(&s.tokens)?;
-    let now = now_ms();
-    tokens.retain(|_, (_, exp)| *exp > now);
-    tokens.insert(token.clone(), (req.device_id, expires_ms));
+    let expires_ms = now + TOKEN_TTL_MS;
+    lock(&s.tokens)?
+        .insert(token.clone(), &req.device_id, (), expires_ms, now)
+        .map_err(|Full| RelayError::Busy("too many live sessions; retry shortly".into()))?;
     Ok(Json(TokenResponse { token, expires_ms }))
 }
 
@@ -422,7 +509,7 @@ async fn device_lookup(
 
 async fn bundle(
     State(s): State<Shared>,
-    _auth: AuthDevice,
+    AuthDevice(requester): AuthDevice,
     device: Result<Path<String>, PathRejection>,
 ) -> Result<Json<BundleResponse>, RelayError> {
     let Path(device) = device.map_err(path_rejection)?;
@@ -436,7 +523,13 @@ async fn bundle(
     let mut reader = occ_protocol::codec::Reader::new(&row.identity);
     let identity = IdentityKeys::read(&mut reader)
         .map_err(|_| RelayError::Internal("stored identity is corrupt".into()))?;
-    let one_time = db.take_one_time_prekey(&device)?;
+    let allowed = lock(&s.handout)?.allow(&requester, &device, &s.limits, now_ms());
+    let one_time = if allowed {
+        db.take_one_time_prekey(&device)?
+    } else {
+        Metrics::inc(&s.metrics.prekeys_withheld);
+        None
+    };
     let to32 = |v: &[u8]| -> Result<[u8; 32], RelayError> {
         v.try_into()
             .map_err(|_| RelayError::Internal("stored key is corrupt".into()))
@@ -549,14 +642,30 @@ async fn send(
         expires_ms,
     };
     let body = serde_json::to_string(&response).map_err(|e| bad(e.to_string()))?;
-    lock(&s.db)?.enqueue(
-        &sender,
-        &req.idempotency_key,
-        &items,
-        now,
-        expires_ms,
-        &body,
-    )?;
+    let l = &s.limits;
+    let quota = Quota {
+        messages: l.inbox_max_messages,
+        bytes: l.inbox_max_bytes,
+        sender_messages: l.sender_share_messages,
+        sender_bytes: l.sender_share_bytes,
+    };
+    lock(&s.db)?
+        .enqueue(
+            &sender,
+            &req.idempotency_key,
+            &items,
+            now,
+            expires_ms,
+            &body,
+            &quota,
+        )?
+        .map_err(|q| {
+            RelayError::QuotaExceeded(format!(
+                "the inbox of device {} is full; nothing of this batch was queued",
+                q.recipient
+            ))
+        })?;
+    Metrics::add(&s.metrics.envelopes_accepted, items.len() as u64);
     notify_and_push(&s, &sender, &req, &items, now, expires_ms);
     if s.hooks.stall_after_send.load(Ordering::SeqCst) {
         // Test hook: the batch is committed but the client never hears back.
@@ -588,6 +697,10 @@ fn notify_and_push(
         let Some(endpoint) = device.push_endpoint else {
             continue;
         };
+        // The gateway list may have changed since the device registered.
+        if check_push_endpoint(&endpoint, &s.limits.push_gateways).is_err() {
+            continue;
+        }
         let notice = PushNotice {
             message_id: id.clone(),
             recipient_device: recipient.clone(),
@@ -620,6 +733,8 @@ struct InboxQuery {
     #[serde(default)]
     wait_ms: u64,
     limit: Option<usize>,
+    /// The client's own bound on envelope bytes in this page.
+    max_bytes: Option<u64>,
 }
 
 async fn inbox(
@@ -635,6 +750,9 @@ async fn inbox(
     if q.wait_ms > MAX_WAIT_MS {
         return Err(bad(format!("wait_ms is at most {MAX_WAIT_MS}")));
     }
+    let max_bytes = q
+        .max_bytes
+        .map_or(s.limits.page_max_bytes, |m| m.min(s.limits.page_max_bytes));
     let notify = lock(&s.waiters)?.entry(device.clone()).or_default().clone();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms);
     loop {
@@ -643,10 +761,11 @@ async fn inbox(
         notified.as_mut().enable();
         let (rows, prekeys) = {
             let db = lock(&s.db)?;
-            let rows = db.inbox(&device, q.after, limit, now_ms())?;
+            let rows = db.inbox(&device, q.after, limit, max_bytes, now_ms())?;
             (rows, db.one_time_prekey_count(&device)?)
         };
         if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
+            Metrics::add(&s.metrics.envelopes_delivered, rows.len() as u64);
             return Ok(Json(InboxResponse {
                 messages: rows.into_iter().map(inbox_item).collect(),
                 server_time_ms: now_ms(),
@@ -690,7 +809,10 @@ async fn fetch_one(
         return Err(bad("a message id is 32 hex characters"));
     }
     match lock(&s.db)?.lookup(&device, &id, now_ms())? {
-        Lookup::Live(r) => Ok(Json(inbox_item(r))),
+        Lookup::Live(r) => {
+            Metrics::inc(&s.metrics.envelopes_delivered);
+            Ok(Json(inbox_item(r)))
+        }
         Lookup::Gone => Err(RelayError::Gone),
         Lookup::NotFound => Err(RelayError::NotFound(
             "no such message for this device".into(),

@@ -129,6 +129,7 @@ impl Db {
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self { conn })
     }
 
@@ -170,20 +171,26 @@ impl Db {
         &mut self,
         d: &DeviceRow,
         one_time: &[(u32, Vec<u8>)],
+        signed_at_ms: i64,
         now: i64,
     ) -> Result<(), RelayError> {
         let tx = self.conn.transaction()?;
-        let owner: Option<String> = tx
+        let owner: Option<(String, i64)> = tx
             .query_row(
-                "SELECT user FROM devices WHERE device_id = ?1",
+                "SELECT user, registered_ms FROM devices WHERE device_id = ?1",
                 [&d.device_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         match owner {
-            Some(u) if u != d.user => {
+            Some((u, _)) if u != d.user => {
                 return Err(RelayError::Conflict(
                     "this device is registered to another user".into(),
+                ));
+            }
+            Some((_, last)) if signed_at_ms <= last => {
+                return Err(RelayError::Conflict(
+                    "a registration signed no later than the last accepted one (a replay?)".into(),
                 ));
             }
             Some(_) => {}
@@ -206,11 +213,12 @@ impl Db {
             params![d.user, now],
         )?;
         tx.execute(
-            "INSERT INTO devices (device_id, user, identity, spk_id, spk, spk_signature, push_endpoint, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO devices (device_id, user, identity, spk_id, spk, spk_signature, push_endpoint, created_ms, registered_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT(device_id) DO UPDATE SET spk_id = excluded.spk_id, spk = excluded.spk,
-                 spk_signature = excluded.spk_signature, push_endpoint = excluded.push_endpoint",
-            params![d.device_id, d.user, d.identity, d.spk_id, d.spk, d.spk_signature, d.push_endpoint, now],
+                 spk_signature = excluded.spk_signature, push_endpoint = excluded.push_endpoint,
+                 registered_ms = excluded.registered_ms",
+            params![d.device_id, d.user, d.identity, d.spk_id, d.spk, d.spk_signature, d.push_endpoint, now, signed_at_ms],
         )?;
         insert_prekeys(&tx, &d.device_id, one_time)?;
         tx.commit()?;
@@ -281,6 +289,7 @@ impl Db {
 
     /// Queues a batch and records its answer, atomically.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     pub fn enqueue(
         &mut self,
         sender: &str,
@@ -289,15 +298,41 @@ impl Db {
         now: i64,
         expires_ms: i64,
         response: &str,
-    ) -> Result<(), RelayError> {
+        quota: &Quota,
+    ) -> Result<Result<(), QuotaExceeded>, RelayError> {
         let tx = self.conn.transaction()?;
         {
+            let mut usage = tx.prepare_cached(
+                "SELECT count(*), coalesce(sum(size), 0),
+                        coalesce(sum(sender = ?2), 0), coalesce(sum(CASE WHEN sender = ?2 THEN size ELSE 0 END), 0)
+                 FROM envelopes WHERE recipient = ?1 AND expires_ms > ?3",
+            )?;
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO envelopes (id, recipient, sender, envelope, sent_ms, expires_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO envelopes (id, recipient, sender, envelope, sent_ms, expires_ms, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for (id, recipient, envelope) in items {
-                stmt.execute(params![id, recipient, sender, envelope, now, expires_ms])?;
+                let (n, bytes, mine, my_bytes): (i64, i64, i64, i64) = usage
+                    .query_row(params![recipient, sender, now], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?;
+                let size = envelope.len() as i64;
+                let over = |used: i64, add: i64, max: u64| {
+                    u64::try_from(used.saturating_add(add)).unwrap_or(u64::MAX) > max
+                };
+                if over(n, 1, quota.messages)
+                    || over(bytes, size, quota.bytes)
+                    || over(mine, 1, quota.sender_messages)
+                    || over(my_bytes, size, quota.sender_bytes)
+                {
+                    // The transaction is dropped: nothing of the batch stays.
+                    return Ok(Err(QuotaExceeded {
+                        recipient: recipient.clone(),
+                    }));
+                }
+                stmt.execute(params![
+                    id, recipient, sender, envelope, now, expires_ms, size
+                ])?;
             }
         }
         tx.execute(
@@ -305,23 +340,36 @@ impl Db {
             params![sender, key, response, now],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(Ok(()))
     }
 
-    /// Live envelopes for `recipient` after `after`, oldest first.
+    /// Live envelopes for `recipient` after `after`, oldest first: at most
+    /// `limit` of them and, beyond the first, at most `max_bytes` of
+    /// envelopes in all.
     pub fn inbox(
         &self,
         recipient: &str,
         after: i64,
         limit: usize,
+        max_bytes: u64,
         now: i64,
     ) -> Result<Vec<QueuedRow>, RelayError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, id, sender, envelope, sent_ms, expires_ms FROM envelopes
              WHERE recipient = ?1 AND seq > ?2 AND expires_ms > ?3 ORDER BY seq LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![recipient, after, now, limit as i64], row_to_queued)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query(params![recipient, after, now, limit as i64])?;
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(r) = rows.next()? {
+            let row = row_to_queued(r)?;
+            bytes = bytes.saturating_add(row.envelope.len() as u64);
+            if !out.is_empty() && bytes > max_bytes {
+                break;
+            }
+            out.push(row);
+        }
+        Ok(out)
     }
 
     /// Deletes everything up to `up_to` for `recipient`.
@@ -375,6 +423,16 @@ impl Db {
         Ok(deleted as u64)
     }
 
+    /// Live envelopes queued and their bytes (all recipients).
+    pub fn queue_depth(&self, now: i64) -> Result<(u64, u64), RelayError> {
+        let (n, bytes): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM envelopes WHERE expires_ms > ?1",
+            [now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, bytes.max(0) as u64))
+    }
+
     /// Number of queued envelopes (all recipients).
     pub fn queued(&self) -> Result<u64, RelayError> {
         let n: i64 = self
@@ -382,6 +440,56 @@ impl Db {
             .query_row("SELECT count(*) FROM envelopes", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// Schema changes after the first, tracked in `PRAGMA user_version`; each
+/// runs in one transaction with its version bump.
+const MIGRATIONS: &[&str] = &[
+    // 1: envelope sizes (inbox quotas by bytes, pages bounded in bytes) and
+    // the timestamp of each device's last accepted registration (replays).
+    r#"
+    ALTER TABLE envelopes ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+    UPDATE envelopes SET size = length(envelope);
+    CREATE INDEX envelopes_sender ON envelopes (recipient, sender);
+    ALTER TABLE devices ADD COLUMN registered_ms INTEGER NOT NULL DEFAULT 0;
+    "#,
+];
+
+fn migrate(conn: &Connection) -> Result<(), RelayError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let v = i as i64 + 1;
+        if v <= version {
+            continue;
+        }
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql} PRAGMA user_version = {v}; COMMIT;"
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+    }
+    Ok(())
+}
+
+/// Why a send was refused by an inbox quota.
+#[derive(Debug, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// The recipient device whose inbox is full.
+    pub recipient: String,
+}
+
+/// Inbox quotas applied by [`Db::enqueue`].
+#[derive(Clone, Copy, Debug)]
+pub struct Quota {
+    /// Most live envelopes per inbox.
+    pub messages: u64,
+    /// Most live bytes per inbox.
+    pub bytes: u64,
+    /// Most live envelopes of one sender per inbox.
+    pub sender_messages: u64,
+    /// Most live bytes of one sender per inbox.
+    pub sender_bytes: u64,
 }
 
 fn insert_prekeys(

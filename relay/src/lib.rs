@@ -11,6 +11,17 @@
 //! scheduled purge of expired envelopes, and a signed push notice (metadata
 //! only) POSTed to each recipient's push endpoint.
 //!
+//! Abuse limits ([`limits`]): per-device and per-address token buckets
+//! (`429` + `Retry-After`), per-inbox quotas in count and bytes with a
+//! per-sender share (`507`), inbox pages bounded in bytes (the client's own
+//! bound or the relay's, whichever is smaller), bounded token and spent-
+//! challenge stores with expiry, stateless per-request challenges that nobody
+//! can displace, registrations signed over their whole content with the
+//! relay's time (stale or replayed ones refused), one-time prekey hand-out
+//! limited per requester, and push endpoints limited to `https://` on
+//! operator-listed gateway hosts with redirects never followed. Health and
+//! Prometheus metrics are served on a separate listener ([`metrics`]).
+//!
 //! Invariants:
 //! - The relay sees only ciphertext envelopes and routing metadata.
 //! - Every route but session start, registration and the challenge needs a
@@ -18,13 +29,19 @@
 //!   status, and a refused request changes nothing.
 //! - Request bodies are size-limited ([`MAX_BODY`]); envelopes are parsed and
 //!   refused if malformed; identity and prekey signatures are verified.
+//! - One party's abuse is refused and counted without slowing or blocking
+//!   anyone else: every per-party store is bounded, and a full one refuses
+//!   the newcomer rather than evicting someone else's state.
 //!
 //! Deviation from DESIGN.md: this relay links one device per user (a second
 //! device for an existing user is refused with 409); multi-device linking
 //! needs an approval flow that is out of scope for the reference relay.
 
 mod api;
+mod challenge;
 pub mod db;
+pub mod limits;
+pub mod metrics;
 pub mod push_sink;
 pub mod tls;
 
@@ -39,6 +56,8 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{Notify, oneshot};
 
 pub use api::router;
+pub use limits::{Limits, Rate};
+pub use metrics::Metrics;
 pub use tls::TlsListener;
 pub use tls::{DevCa, Identity, spki_pin, spki_pin_of_cert};
 
@@ -86,6 +105,18 @@ pub enum RelayError {
     /// Request body too large.
     #[error("{0}")]
     TooLarge(String),
+    /// A rate limit was hit (429 with `Retry-After`).
+    #[error("too many requests; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// When a retry can succeed.
+        retry_after_ms: u64,
+    },
+    /// A recipient's inbox is full (507).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A bounded store is full (503 with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
     /// A should-not-happen condition (poisoned lock, corrupt stored row).
     #[error("internal error: {0}")]
     Internal(String),
@@ -137,10 +168,19 @@ pub struct RelayConfig {
     pub purge_interval: Duration,
     /// Test switches.
     pub hooks: Arc<Hooks>,
+    /// Abuse limits (rates, quotas, bounded stores, push gateways).
+    pub limits: Limits,
+    /// Where to serve `/health` and `/metrics` (plain HTTP), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Extra trust anchors (DER) for push gateways, besides the Mozilla
+    /// roots (a private push gateway; the dev push sink).
+    pub push_roots: Vec<Vec<u8>>,
 }
 
 impl RelayConfig {
-    /// Dev defaults: loopback, dev certificate, purge every 5 s.
+    /// Dev defaults: loopback, dev certificate, purge every 5 s, the default
+    /// limits with `localhost` as the one push gateway, and the dev CA (once
+    /// generated in `data_dir`) trusted for push.
     pub fn dev(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -148,6 +188,12 @@ impl RelayConfig {
             tls: TlsSource::Dev,
             purge_interval: Duration::from_secs(5),
             hooks: Arc::default(),
+            limits: Limits {
+                push_gateways: vec!["localhost".into()],
+                ..Limits::default()
+            },
+            metrics_listen: None,
+            push_roots: Vec::new(),
         }
     }
 }
@@ -156,11 +202,17 @@ impl RelayConfig {
 pub struct AppState {
     pub(crate) db: Mutex<db::Db>,
     pub(crate) service_key: SigningKey,
-    pub(crate) tokens: Mutex<HashMap<String, (String, i64)>>,
-    pub(crate) challenges: Mutex<HashMap<String, ([u8; 32], i64)>>,
+    pub(crate) tokens: Mutex<limits::ExpiringMap<()>>,
+    pub(crate) challenges: challenge::Challenges,
+    /// Challenges already spent (until they expire).
+    pub(crate) used_challenges: Mutex<limits::ExpiringMap<()>>,
     pub(crate) waiters: Mutex<HashMap<String, Arc<Notify>>>,
     pub(crate) push: reqwest::Client,
     pub(crate) hooks: Arc<Hooks>,
+    pub(crate) limits: Limits,
+    pub(crate) rates: Mutex<limits::RateLimiter>,
+    pub(crate) handout: Mutex<limits::PrekeyHandout>,
+    pub(crate) metrics: Metrics,
 }
 
 /// A running relay.
@@ -173,6 +225,8 @@ pub struct RelayHandle {
     pub ca_path: Option<PathBuf>,
     /// The relay's Ed25519 service key (public).
     pub service_key: [u8; 32],
+    /// Where `/health` and `/metrics` are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -229,6 +283,35 @@ fn load_or_create_service_key(dir: &Path) -> Result<SigningKey, RelayError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// The client that POSTs push notices: Mozilla roots plus `extra` anchors,
+/// no redirects followed (an endpoint cannot bounce the relay elsewhere),
+/// https only, short timeouts.
+fn push_client(extra: &[Vec<u8>]) -> Result<reqwest::Client, RelayError> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| RelayError::Tls(format!("push root: {e}")))?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| RelayError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .https_only(true)
+        .no_proxy()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| RelayError::Tls(format!("push client: {e}")))
+}
+
 /// Starts a relay; returns once it is listening.
 pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
     std::fs::create_dir_all(&config.data_dir)
@@ -245,29 +328,41 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
     let server_config = tls::server_config(identity)?;
     let service_key = load_or_create_service_key(&config.data_dir)?;
     let db = db::Db::open(&config.data_dir)?;
+    let mut push_roots = config.push_roots;
+    if let Some(ca) = &ca_path {
+        // Dev mode: the dev push sink's certificate comes from the dev CA.
+        push_roots.extend(tls::load_certs(ca)?.into_iter().map(|c| c.to_vec()));
+    }
+    let limits = config.limits;
     let state = Arc::new(AppState {
         db: Mutex::new(db),
         service_key,
-        tokens: Mutex::default(),
-        challenges: Mutex::default(),
+        tokens: Mutex::new(limits::ExpiringMap::new(
+            limits.max_tokens,
+            limits.tokens_per_device,
+        )),
+        challenges: challenge::Challenges::new({
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).map_err(|_| RelayError::Internal("no randomness".into()))?;
+            k
+        }),
+        used_challenges: Mutex::new(limits::ExpiringMap::new(
+            limits.max_challenges,
+            limits.challenges_per_device,
+        )),
         waiters: Mutex::default(),
-        push: reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .tls_backend_preconfigured(
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| RelayError::Tls(e.to_string()))?
-                .with_root_certificates(rustls::RootCertStore::from_iter(
-                    webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-                ))
-                .with_no_client_auth(),
-            )
-            .build()
-            .map_err(|e| RelayError::Tls(format!("push client: {e}")))?,
+        push: push_client(&push_roots)?,
         hooks: config.hooks,
+        rates: Mutex::new(limits::RateLimiter::new(100_000)),
+        handout: Mutex::new(limits::PrekeyHandout::new()),
+        limits,
+        metrics: Metrics::default(),
     });
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(metrics::serve(addr, state.clone()).await?),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|(a, _)| *a);
     let tcp = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| RelayError::io("listen on", Path::new(&config.listen.to_string()), e))?;
@@ -276,7 +371,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
     let addr = axum::serve::Listener::local_addr(&listener)
         .map_err(|e| RelayError::io("listen", Path::new(""), e))?;
     let (tx, rx) = oneshot::channel::<()>();
-    let app = router(state.clone());
+    let app = router(state.clone()).into_make_service_with_connect_info::<tls::PeerAddr>();
     let purge_state = state.clone();
     let interval = config.purge_interval;
     let task = tokio::spawn(async move {
@@ -299,6 +394,9 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
             tracing::error!("relay stopped: {e}");
         }
         purger.abort();
+        if let Some((_, task)) = metrics {
+            task.abort();
+        }
     });
     let service_key = state.service_key.verifying_key().to_bytes();
     Ok(RelayHandle {
@@ -306,6 +404,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         pin,
         ca_path,
         service_key,
+        metrics_addr,
         shutdown: Some(tx),
         task,
     })

@@ -2,7 +2,12 @@
 //!
 //! ```text
 //! occ-relay --data DIR [--listen ADDR:PORT] (--dev | --cert FILE --key FILE) [--purge-interval SECS]
+//!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT]
 //! ```
+//!
+//! Push endpoints must be `https://` URLs on a `--push-gateway` host (with
+//! `--dev`, `localhost` is one). `--metrics` serves `/health` and `/metrics`
+//! (Prometheus text) on a separate plain-HTTP listener.
 //!
 //! On stdout it prints the lines a client needs: `pin: sha256/<base64>` and,
 //! with `--dev`, `ca: <path of the CA certificate PEM>`. The bound address
@@ -36,6 +41,15 @@ struct Args {
     /// Seconds between purges of expired envelopes.
     #[arg(long, default_value_t = 5)]
     purge_interval: u64,
+    /// A host push endpoints may name (repeat for several).
+    #[arg(long = "push-gateway")]
+    push_gateways: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for push gateways.
+    #[arg(long)]
+    push_ca: Option<PathBuf>,
+    /// Where to serve /health and /metrics (plain HTTP; keep it internal).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -55,13 +69,24 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let config = RelayConfig {
-        data_dir: args.data,
-        listen: args.listen,
-        tls,
-        purge_interval: Duration::from_secs(args.purge_interval.max(1)),
-        hooks: Default::default(),
-    };
+    let mut config = RelayConfig::dev(args.data);
+    config.listen = args.listen;
+    config.purge_interval = Duration::from_secs(args.purge_interval.max(1));
+    if !matches!(tls, TlsSource::Dev) {
+        config.limits.push_gateways.clear();
+    }
+    config.tls = tls;
+    config.limits.push_gateways.extend(args.push_gateways);
+    config.metrics_listen = args.metrics;
+    if let Some(path) = &args.push_ca {
+        match occ_relay::tls::load_certs(path) {
+            Ok(certs) => config.push_roots = certs.into_iter().map(|c| c.to_vec()).collect(),
+            Err(e) => {
+                eprintln!("occ-relay: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let relay = match occ_relay::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -70,6 +95,9 @@ async fn main() {
         }
     };
     eprintln!("occ-relay listening on {}", relay.addr);
+    if let Some(m) = relay.metrics_addr {
+        eprintln!("occ-relay metrics on http://{m}/metrics");
+    }
     println!("pin: {}", relay.pin);
     if let Some(ca) = &relay.ca_path {
         println!("ca: {}", ca.display());

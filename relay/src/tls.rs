@@ -224,12 +224,17 @@ pub fn pem_cert(der: &CertificateDer<'_>) -> String {
     out
 }
 
+/// Loads every certificate of a PEM file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, RelayError> {
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| RelayError::Tls(format!("cannot read {}: {e}", path.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RelayError::Tls(format!("bad certificate in {}: {e}", path.display())))
+}
+
 /// Loads a PEM chain (leaf first) and a PEM private key.
 pub fn load_identity(cert: &Path, key: &Path) -> Result<Identity, RelayError> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| RelayError::Tls(format!("cannot read {}: {e}", cert.display())))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RelayError::Tls(format!("bad certificate in {}: {e}", cert.display())))?;
+    let chain = load_certs(cert)?;
     if chain.is_empty() {
         return Err(RelayError::Tls(format!(
             "no certificate in {}",
@@ -324,6 +329,18 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+/// The peer address of a TLS connection, for per-address rate limits.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
     }
 }
 

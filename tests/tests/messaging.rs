@@ -195,7 +195,7 @@ async fn an_offline_recipient_gets_everything_and_a_relay_restart_loses_nothing(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it() {
     let env = Env::start().await;
-    let push = PushSink::start().await.unwrap();
+    let push = PushSink::start(&env.ca()).await.unwrap();
     let alice = env.client("alice").await;
     let mut opts = env.options("bob");
     opts.push_endpoint = Some(push.url.clone());
@@ -293,7 +293,7 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
 async fn push_notices_are_signed_by_the_service_key() {
     use ed25519_dalek::{Signature, VerifyingKey};
     let env = Env::start().await;
-    let push = PushSink::start().await.unwrap();
+    let push = PushSink::start(&env.ca()).await.unwrap();
     let alice = env.client("alice").await;
     let mut opts = env.options("bob");
     opts.push_endpoint = Some(push.url.clone());

@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::Env;
+use common::{Env, real_now_ms};
 use occ_core::store::DbKey;
 use occ_core::{Client, ItemOutcome, ManualClock, SecurityEventKind};
 
@@ -48,13 +48,6 @@ async fn one_hundred_and_fifty_initiators_always_get_a_one_time_prekey() {
     }
     assert_eq!(stored, 150);
     assert_eq!(used.len(), 150);
-}
-
-fn real_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// The signed prekey rotates once it is 7 days old by trusted time; a

@@ -480,9 +480,11 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     };
     let api = ApiClient::new(&endpoint).unwrap();
     let account = occ_core::crypto::Account::generate(0).unwrap();
-    api.register(&occ_core::sync::registration(&account, "mallory", None).unwrap())
-        .await
-        .unwrap();
+    api.register(
+        &occ_core::sync::registration(&account, "mallory", None, common::real_now_ms()).unwrap(),
+    )
+    .await
+    .unwrap();
     api.authenticate(&account.device_id().to_hex(), |m| {
         account.identity().sign(b"", m)
     })
@@ -551,7 +553,9 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
     // A second device for an existing user is refused.
     let other = occ_core::crypto::Account::generate(0).unwrap();
     let r = api
-        .register(&occ_core::sync::registration(&other, "alice", None).unwrap())
+        .register(
+            &occ_core::sync::registration(&other, "alice", None, common::real_now_ms()).unwrap(),
+        )
         .await;
     assert!(
         matches!(r, Err(TransportError::Rejected { status: 409, .. })),

@@ -12,17 +12,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Env, to};
+use common::{Env, real_now_ms, to};
 use occ_core::retention::{CORROBORATION_DELAY_MS, DAY_MS};
 use occ_core::store::DbKey;
 use occ_core::{Client, Error, ManualClock, SecurityEventKind};
-
-fn real_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn key() -> Vec<u8> {
     DbKey::generate().unwrap().as_bytes().to_vec()

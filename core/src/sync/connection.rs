@@ -149,20 +149,22 @@ pub fn registration(
     account: &Account,
     user: &str,
     push_endpoint: Option<&str>,
+    timestamp_ms: i64,
 ) -> Result<RegisterRequest> {
     let identity = account.identity();
     let mut w = occ_protocol::codec::Writer::new();
     identity.public().keys().write(&mut w);
-    let identity_bytes = w.into_vec();
-    let signature = identity.sign(b"", &register_message(user, &identity_bytes, push_endpoint));
-    Ok(RegisterRequest {
+    let mut req = RegisterRequest {
         user: user.to_string(),
-        identity: identity_bytes.into(),
+        identity: w.into_vec().into(),
         signed_prekey: signed_prekey_json(&account.signed_prekey()?),
         one_time_prekeys: one_time_prekeys_json(&account.one_time_prekeys()),
         push_endpoint: push_endpoint.map(str::to_string),
-        signature: signature.to_vec().into(),
-    })
+        timestamp_ms,
+        signature: Vec::new().into(),
+    };
+    req.signature = identity.sign(b"", &register_message(&req)).to_vec().into();
+    Ok(req)
 }
 
 impl Engine {
@@ -236,7 +238,12 @@ impl Engine {
             let mut account = l.account.clone();
             let missing = PREKEY_BATCH.saturating_sub(account.one_time_prekey_count());
             account.replenish_one_time_prekeys(missing)?;
-            let request = registration(&account, &opts.user, opts.push_endpoint.as_deref())?;
+            let request = registration(
+                &account,
+                &opts.user,
+                opts.push_endpoint.as_deref(),
+                info.server_time_ms,
+            )?;
             l.store.save_account(&account)?;
             l.account = account.clone();
             Ok((account, request))

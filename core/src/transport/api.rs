@@ -29,6 +29,16 @@ pub struct RelayEndpoint {
     pub ca_pem: Option<Vec<u8>>,
 }
 
+/// Envelope bytes the client asks for in one inbox page (the relay may
+/// send fewer; it always sends at least one envelope).
+pub const PAGE_MAX_BYTES: usize = 2 << 20;
+/// Largest inbox page or fetched message the client reads: the page bound,
+/// plus one envelope past it, in base64 with JSON around it.
+pub const MAX_PAGE_ANSWER_BYTES: usize =
+    (PAGE_MAX_BYTES + occ_protocol::MAX_ENVELOPE_LEN) / 3 * 4 + (256 << 10);
+/// Largest other answer the client reads (directories, bundles, receipts).
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
+
 /// A verified session acknowledgement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -127,15 +137,38 @@ impl ApiClient {
         }
     }
 
+    /// Reads an answer of at most `cap` bytes, chunk by chunk: a relay (or
+    /// anyone past the pins) cannot make the client buffer more than that.
     async fn read<R: DeserializeOwned>(
         &self,
-        resp: reqwest::Response,
+        mut resp: reqwest::Response,
+        cap: usize,
     ) -> Result<R, TransportError> {
         let status = resp.status();
-        let bytes = resp
-            .bytes()
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(TransportError::InvalidResponse(format!(
+                "the answer is larger than {cap} bytes"
+            )));
+        }
+        let retry_after_ms = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| secs.saturating_mul(1000).min(3_600_000));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| TransportError::Network(error_chain(&e)))?;
+            .map_err(|e| TransportError::Network(error_chain(&e)))?
+        {
+            if bytes.len() + chunk.len() > cap {
+                return Err(TransportError::InvalidResponse(format!(
+                    "the answer is larger than {cap} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| TransportError::InvalidResponse(e.to_string()));
@@ -151,6 +184,9 @@ impl ApiClient {
                 TransportError::Unauthorized(message)
             }
             404 => TransportError::NotFound(message),
+            429 => TransportError::RateLimited {
+                retry_after_ms: retry_after_ms.unwrap_or(1000),
+            },
             410 => TransportError::Gone,
             s @ 400..=499 => TransportError::Rejected { status: s, message },
             s => TransportError::Server { status: s, message },
@@ -187,17 +223,18 @@ impl ApiClient {
             req = self.bearer(req)?;
         }
         let resp = req.send().await.map_err(|e| self.map_send_error(e))?;
-        self.read(resp).await
+        self.read(resp, MAX_ANSWER_BYTES).await
     }
 
     async fn get<R: DeserializeOwned>(
         &self,
         path: &str,
         timeout: Duration,
+        cap: usize,
     ) -> Result<R, TransportError> {
         let req = self.bearer(self.http.get(self.url_for(path)).timeout(timeout))?;
         let resp = req.send().await.map_err(|e| self.map_send_error(e))?;
-        self.read(resp).await
+        self.read(resp, cap).await
     }
 
     /// Starts a session and verifies the relay's signed acknowledgement over
@@ -264,22 +301,36 @@ impl ApiClient {
         device_id: &str,
         sign: impl Fn(&[u8]) -> [u8; 64],
     ) -> Result<(), TransportError> {
-        let ch: ChallengeResponse = self
-            .post(
-                "/auth/challenge",
-                &ChallengeRequest {
-                    device_id: device_id.to_string(),
-                },
-                false,
-            )
-            .await?;
+        let ch = self.challenge(device_id).await?;
         let signature = sign(&auth_message(ch.challenge.as_slice(), device_id));
+        self.redeem(device_id, ch.challenge, signature).await
+    }
+
+    /// Asks for an authentication challenge for `device_id`.
+    pub async fn challenge(&self, device_id: &str) -> Result<ChallengeResponse, TransportError> {
+        self.post(
+            "/auth/challenge",
+            &ChallengeRequest {
+                device_id: device_id.to_string(),
+            },
+            false,
+        )
+        .await
+    }
+
+    /// Redeems a signed challenge for a bearer token, which is kept.
+    pub async fn redeem(
+        &self,
+        device_id: &str,
+        challenge: B64,
+        signature: [u8; 64],
+    ) -> Result<(), TransportError> {
         let tok: TokenResponse = self
             .post(
                 "/auth/token",
                 &TokenRequest {
                     device_id: device_id.to_string(),
-                    challenge: ch.challenge,
+                    challenge,
                     signature: B64(signature.to_vec()),
                 },
                 false,
@@ -305,14 +356,22 @@ impl ApiClient {
 
     /// A user's devices.
     pub async fn devices(&self, user: &str) -> Result<DevicesResponse, TransportError> {
-        self.get(&format!("/users/{user}/devices"), Duration::from_secs(30))
-            .await
+        self.get(
+            &format!("/users/{user}/devices"),
+            Duration::from_secs(30),
+            MAX_ANSWER_BYTES,
+        )
+        .await
     }
 
     /// Which user a device belongs to.
     pub async fn device(&self, device_id: &str) -> Result<DeviceLookup, TransportError> {
-        self.get(&format!("/devices/{device_id}"), Duration::from_secs(30))
-            .await
+        self.get(
+            &format!("/devices/{device_id}"),
+            Duration::from_secs(30),
+            MAX_ANSWER_BYTES,
+        )
+        .await
     }
 
     /// Claims a prekey bundle of a device (consumes one one-time prekey).
@@ -341,8 +400,11 @@ impl ApiClient {
         limit: usize,
     ) -> Result<InboxResponse, TransportError> {
         self.get(
-            &format!("/inbox?after={after}&wait_ms={wait_ms}&limit={limit}"),
+            &format!(
+                "/inbox?after={after}&wait_ms={wait_ms}&limit={limit}&max_bytes={PAGE_MAX_BYTES}"
+            ),
             Duration::from_millis(wait_ms) + Duration::from_secs(30),
+            MAX_PAGE_ANSWER_BYTES,
         )
         .await
     }
@@ -355,7 +417,84 @@ impl ApiClient {
 
     /// One queued message by relay id ([`TransportError::Gone`] once expired).
     pub async fn fetch(&self, id: &str) -> Result<InboxItem, TransportError> {
-        self.get(&format!("/messages/{id}"), Duration::from_secs(30))
-            .await
+        self.get(
+            &format!("/messages/{id}"),
+            Duration::from_secs(30),
+            MAX_PAGE_ANSWER_BYTES,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn client() -> ApiClient {
+        let pin = format!("sha256/{}", base64_pin());
+        ApiClient::new(&RelayEndpoint {
+            url: "https://relay.invalid".into(),
+            pins: PinSet::parse(&[pin]).unwrap(),
+            ca_pem: None,
+        })
+        .unwrap()
+    }
+
+    fn base64_pin() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([0u8; 32])
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        reqwest::Response::from(b.body(body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_its_cap_is_refused_before_it_is_parsed() {
+        let c = client();
+        let ok: Result<AckResponse, _> = c
+            .read(response(200, &[], br#"{"removed":3}"#.to_vec()), 64)
+            .await;
+        assert_eq!(ok.unwrap().removed, 3);
+        let mut big = br#"{"removed":3}"#.to_vec();
+        big.resize(65, b' ');
+        let r: Result<AckResponse, _> = c.read(response(200, &[], big), 64).await;
+        match r {
+            Err(TransportError::InvalidResponse(m)) => assert!(m.contains("64 bytes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Exactly at the cap is fine.
+        let mut exact = br#"{"removed":3}"#.to_vec();
+        exact.resize(64, b' ');
+        let r: Result<AckResponse, _> = c.read(response(200, &[], exact), 64).await;
+        assert!(r.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_429_carries_its_retry_after() {
+        let c = client();
+        let body = br#"{"error":"slow down"}"#.to_vec();
+        let r: Result<AckResponse, _> = c
+            .read(response(429, &[("retry-after", "7")], body.clone()), 1024)
+            .await;
+        assert_eq!(
+            r.unwrap_err(),
+            TransportError::RateLimited {
+                retry_after_ms: 7000
+            }
+        );
+        let r: Result<AckResponse, _> = c.read(response(429, &[], body), 1024).await;
+        assert_eq!(
+            r.unwrap_err(),
+            TransportError::RateLimited {
+                retry_after_ms: 1000
+            }
+        );
+        assert!(TransportError::RateLimited { retry_after_ms: 1 }.is_transient());
     }
 }

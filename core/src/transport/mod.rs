@@ -64,6 +64,12 @@ pub enum TransportError {
         /// The relay's message.
         message: String,
     },
+    /// The relay's rate limit (429): retry after the given time.
+    #[error("the relay asks to slow down; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// When to retry, ms.
+        retry_after_ms: u64,
+    },
     /// The relay's answer could not be understood.
     #[error("invalid response from the relay: {0}")]
     InvalidResponse(String),
@@ -77,7 +83,9 @@ impl TransportError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            TransportError::Network(_) | TransportError::Server { .. }
+            TransportError::Network(_)
+                | TransportError::Server { .. }
+                | TransportError::RateLimited { .. }
         )
     }
 }

@@ -22,12 +22,18 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Env {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A relay configured by `configure` (limits, metrics listener).
+    pub async fn start_with(configure: impl FnOnce(&mut RelayConfig)) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let relay_dir = tmp.path().join("relay");
         let hooks = Arc::new(Hooks::default());
         let mut config = RelayConfig::dev(&relay_dir);
         config.purge_interval = Duration::from_millis(200);
         config.hooks = hooks.clone();
+        configure(&mut config);
         let relay = occ_relay::start(config).await.unwrap();
         let ca_pem = std::fs::read_to_string(relay.ca_path.as_ref().unwrap()).unwrap();
         Env {
@@ -154,6 +160,14 @@ pub fn relay_db(dir: &Path) -> rusqlite::Connection {
 }
 
 /// A direct recipient.
+/// The real wall clock, ms (the relay in these tests runs on it).
+pub fn real_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 pub fn to(name: &str) -> occ_core::Recipient {
     occ_core::Recipient::User { name: name.into() }
 }
@@ -225,7 +239,7 @@ impl Env {
         let mut account = occ_core::crypto::Account::generate(0).unwrap();
         account.generate_one_time_prekeys(20).unwrap();
         let api = self.api();
-        api.register(&occ_core::sync::registration(&account, user, None).unwrap())
+        api.register(&occ_core::sync::registration(&account, user, None, real_now_ms()).unwrap())
             .await
             .unwrap();
         let id = account.device_id().to_hex();
@@ -282,6 +296,15 @@ impl RawDevice {
     /// Encrypts `payload` for `device` (a session is started from a claimed
     /// bundle the first time) and sends it as its own relay item.
     pub async fn send_payload(&mut self, device: &str, payload: &[u8]) {
+        self.try_send_payload(device, payload).await.unwrap();
+    }
+
+    /// [`RawDevice::send_payload`], returning the relay's answer.
+    pub async fn try_send_payload(
+        &mut self,
+        device: &str,
+        payload: &[u8],
+    ) -> Result<occ_protocol::api::SendResponse, occ_core::transport::TransportError> {
         if !self.sessions.contains_key(device) {
             self.open_session(device).await;
         }
@@ -291,6 +314,15 @@ impl RawDevice {
             .unwrap()
             .encrypt(payload)
             .unwrap();
+        self.send_envelope(device, &envelope).await
+    }
+
+    /// Sends already-made envelope bytes to `device` as a new relay item.
+    pub async fn send_envelope(
+        &mut self,
+        device: &str,
+        envelope: &[u8],
+    ) -> Result<occ_protocol::api::SendResponse, occ_core::transport::TransportError> {
         self.sent += 1;
         self.api
             .send(&occ_protocol::api::SendRequest {
@@ -300,11 +332,10 @@ impl RawDevice {
                 thread: None,
                 envelopes: vec![occ_protocol::api::OutEnvelope {
                     device_id: device.to_string(),
-                    envelope: envelope.into(),
+                    envelope: envelope.to_vec().into(),
                 }],
             })
             .await
-            .unwrap();
     }
 
     /// A direct text payload from this device's user to `to`.
