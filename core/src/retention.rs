@@ -473,6 +473,8 @@ mod tests {
     #[test]
     fn boot_clocks_count_and_restart() {
         let sys = SystemClock::new();
+        #[cfg(target_os = "linux")]
+        assert!(sys.boot().is_some(), "Linux tells the boot clock");
         if let Some(b) = sys.boot() {
             assert!(!b.id.is_empty());
             assert!(b.elapsed_ms > 0);
@@ -517,6 +519,19 @@ mod tests {
             ServerTime::Held { .. }
         ));
         assert!(t.now_ms(&clock) < MAX_PLAUSIBLE_MS);
+        // Exactly the bound is still plausible.
+        let edge = ManualClock::new(MAX_PLAUSIBLE_MS - 1_000);
+        let te = TrustedTime::new(&edge, 0, None);
+        assert_eq!(te.observe(&edge, MAX_PLAUSIBLE_MS), ServerTime::Adopted);
+        // The documented bounds.
+        assert_eq!(
+            (
+                MAX_UNCORROBORATED_STEP_MS,
+                CORROBORATION_DELAY_MS,
+                CORROBORATION_TOLERANCE_MS
+            ),
+            (600_000, 60_000, 5_000)
+        );
         // A device clock beyond it is clamped too.
         clock.set_wall(i64::MAX);
         assert_eq!(t.now_ms(&clock), MAX_PLAUSIBLE_MS);

@@ -57,6 +57,8 @@ fn start_relay(dir: &Path) -> RelayProcess {
             "127.0.0.1:0",
             "--purge-interval",
             "60",
+            // Raw delivery: the abuse limits are measured by the `limits` bench.
+            "--unlimited",
             "--data",
         ])
         .arg(dir)

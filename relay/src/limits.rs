@@ -73,8 +73,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             per_device: Rate {
-                per_sec: 20.0,
-                burst: 200.0,
+                per_sec: 50.0,
+                burst: 500.0,
             },
             per_address: Rate {
                 per_sec: 100.0,
@@ -93,6 +93,34 @@ impl Default for Limits {
             prekeys_per_requester: 500,
             prekey_window_ms: 3600 * 1000,
             push_gateways: Vec::new(),
+        }
+    }
+}
+
+impl Limits {
+    /// No abuse limits at all (benchmarks comparing before and after; a
+    /// trusted test rig). Push gateways still apply.
+    pub fn unlimited() -> Self {
+        let free = Rate {
+            per_sec: 1e12,
+            burst: 1e12,
+        };
+        Self {
+            per_device: free,
+            per_address: free,
+            inbox_max_messages: u64::MAX,
+            inbox_max_bytes: u64::MAX,
+            sender_share_messages: u64::MAX,
+            sender_share_bytes: u64::MAX,
+            page_max_bytes: u64::MAX,
+            max_tokens: usize::MAX,
+            tokens_per_device: usize::MAX,
+            max_challenges: usize::MAX,
+            challenges_per_device: usize::MAX,
+            prekeys_per_target: u32::MAX,
+            prekeys_per_requester: u32::MAX,
+            prekey_window_ms: i64::MAX,
+            push_gateways: Self::default().push_gateways,
         }
     }
 }

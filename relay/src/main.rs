@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! occ-relay --data DIR [--listen ADDR:PORT] (--dev | --cert FILE --key FILE) [--purge-interval SECS]
-//!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT]
+//!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT] [--unlimited]
 //! ```
 //!
 //! Push endpoints must be `https://` URLs on a `--push-gateway` host (with
@@ -50,6 +50,9 @@ struct Args {
     /// Where to serve /health and /metrics (plain HTTP; keep it internal).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Turn every abuse limit off (benchmarks and trusted test rigs only).
+    #[arg(long)]
+    unlimited: bool,
 }
 
 #[tokio::main]
@@ -76,6 +79,13 @@ async fn main() {
         config.limits.push_gateways.clear();
     }
     config.tls = tls;
+    if args.unlimited {
+        let gateways = std::mem::take(&mut config.limits.push_gateways);
+        config.limits = occ_relay::Limits {
+            push_gateways: gateways,
+            ..occ_relay::Limits::unlimited()
+        };
+    }
     config.limits.push_gateways.extend(args.push_gateways);
     config.metrics_listen = args.metrics;
     if let Some(path) = &args.push_ca {
