@@ -201,6 +201,11 @@ impl Client {
         self.0.set_keep_period_secs(secs).await
     }
 
+    /// Sets how long metadata is kept.
+    pub async fn set_metadata_retention_secs(&self, secs: u64) -> Result<()> {
+        self.0.set_metadata_retention_secs(secs).await
+    }
+
     /// Removes everything past its deadline now.
     pub async fn purge(&self) -> Result<PurgeReport> {
         self.0.purge().await

@@ -203,6 +203,7 @@ pub struct PrekeyReport {
 pub struct Settings {
     pub keep_period_secs: u64,
     pub org_max_keep_period_secs: Option<u64>,
+    pub metadata_retention_secs: u64,
 }
 
 #[uniffi::remote(Record)]

@@ -19,6 +19,7 @@
 mod demo;
 mod output;
 mod profile_dir;
+mod terminal;
 
 use std::path::{Path, PathBuf};
 
@@ -110,6 +111,10 @@ enum Command {
         /// Device keep period in seconds.
         #[arg(long)]
         keep_period: Option<u64>,
+        /// Keep metadata (security events, purge log, idle contacts and
+        /// conversations) this many seconds.
+        #[arg(long)]
+        metadata_retention: Option<u64>,
     },
     /// Remove everything past its deadline now.
     Purge {
@@ -352,14 +357,22 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             println!("downloaded {} message(s)", r.received().len());
             Ok(())
         }
-        Command::Settings { keep_period } => {
+        Command::Settings {
+            keep_period,
+            metadata_retention,
+        } => {
             let client = open(profile(&cli)?)?;
             if let Some(secs) = keep_period {
                 client.set_keep_period_secs(*secs).await?;
             }
+            if let Some(secs) = metadata_retention {
+                client.set_metadata_retention_secs(*secs).await?;
+            }
+            let settings = client.settings().await?;
+            println!("keep period: {} seconds", settings.keep_period_secs);
             println!(
-                "keep period: {} seconds",
-                client.settings().await?.keep_period_secs
+                "metadata retention: {} seconds",
+                settings.metadata_retention_secs
             );
             Ok(())
         }
@@ -383,7 +396,8 @@ async fn main() {
         .init();
     let cli = Cli::parse();
     if let Err(Fail(reason)) = run(cli).await {
-        eprintln!("occ: {}", reason.replace('\n', " "));
+        // Reasons can quote the relay or a peer: never raw to a terminal.
+        eprintln!("occ: {}", terminal::safe(&reason));
         std::process::exit(1);
     }
 }

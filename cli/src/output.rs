@@ -6,6 +6,8 @@ use occ_core::retention::PurgeReport;
 use occ_core::store::{StoredMessage, ThreadKind, ThreadSummary};
 use serde_json::json;
 
+use crate::terminal::{safe, safe_text};
+
 /// `messages`: one line per message, or a JSON array of
 /// `{id, thread_id, sender, outgoing, text, sent_ms, received_ms, expires_ms,
 ///   read_timer_ms, first_read_ms}`.
@@ -37,10 +39,10 @@ pub(crate) fn messages(list: &[StoredMessage], as_json: bool) {
     for m in list {
         println!(
             "[{}] {}{}: {}",
-            m.thread_id,
+            safe(&m.thread_id),
             if m.outgoing { "me→" } else { "" },
-            m.sender,
-            String::from_utf8_lossy(&m.body)
+            safe(&m.sender),
+            safe_text(&String::from_utf8_lossy(&m.body), true)
         );
     }
 }
@@ -64,7 +66,7 @@ pub(crate) fn threads(list: &[ThreadSummary], as_json: bool) {
         return;
     }
     for t in list {
-        println!("{} ({}) {}", t.id, kind(t.kind), t.title);
+        println!("{} ({}) {}", safe(&t.id), kind(t.kind), safe(&t.title));
     }
 }
 
@@ -103,25 +105,27 @@ impl occ_core::EventListener for EventPrinter {
                 for m in messages {
                     println!(
                         "received {} from {} in {}",
-                        m.message_id, m.sender, m.thread_id
+                        safe(&m.message_id),
+                        safe(&m.sender),
+                        safe(&m.thread_id)
                     );
                 }
             }
-            ClientEvent::MessageSent { message_id } => println!("sent {message_id}"),
+            ClientEvent::MessageSent { message_id } => println!("sent {}", safe(&message_id)),
             ClientEvent::MessagesExpired { message_ids } => {
-                println!("expired {}", message_ids.join(","));
+                println!("expired {}", safe(&message_ids.join(",")));
             }
             ClientEvent::DeliveryFailed { message_id, reason } => {
-                println!("undeliverable {message_id}: {reason}");
+                println!("undeliverable {}: {}", safe(&message_id), safe(&reason));
             }
             ClientEvent::SecurityAlert { kind, detail } => {
-                println!("security alert {kind}: {detail}");
+                println!("security alert {kind}: {}", safe(&detail));
             }
             ClientEvent::ConnectionChanged { connected, reason } => {
                 if connected {
                     println!("connected");
                 } else {
-                    println!("disconnected: {reason}");
+                    println!("disconnected: {}", safe(&reason));
                 }
             }
             _ => {}

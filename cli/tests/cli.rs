@@ -191,6 +191,41 @@ fn init_send_sync_and_json_output_end_to_end() {
     one_line_failure(&occ(&["--profile", &a, "fetch", "not-an-id"]));
 }
 
+/// A peer's text carrying terminal escapes and a right-to-left override
+/// reaches the terminal as visible escapes, and the JSON output as the exact
+/// text.
+#[test]
+fn sender_controlled_text_cannot_drive_the_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let a = tmp.path().join("alice");
+    let b = tmp.path().join("bob");
+    init(&r, &a, "alice");
+    init(&r, &b, "bob");
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let evil = "ok\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}1m exe.\u{202e}txt\rfake line";
+    ok(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "600",
+        evil,
+    ]));
+    ok(&occ(&["--profile", &b, "sync"]));
+    let shown = ok(&occ(&["--profile", &b, "messages"]));
+    for c in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\r'] {
+        assert!(!shown.contains(c), "{c:?} reached the terminal: {shown:?}");
+    }
+    assert!(shown.contains("ok\\u{1b}]0;pwned"), "{shown}");
+    assert!(shown.contains("exe.\\u{202e}txt"), "{shown}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &b, "messages", "--json"]))).unwrap();
+    assert_eq!(json[0]["text"], evil);
+}
+
 #[test]
 fn a_pin_failure_exits_non_zero_with_one_line_that_says_pin() {
     let tmp = tempfile::tempdir().unwrap();

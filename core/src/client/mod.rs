@@ -69,6 +69,10 @@ pub struct Settings {
     pub keep_period_secs: u64,
     /// The organisation's maximum keep period, if policy sets one, seconds.
     pub org_max_keep_period_secs: Option<u64>,
+    /// How long metadata (security events, the purge log, idle contacts and
+    /// conversations) is kept, seconds: the device setting, or the keep
+    /// period in force.
+    pub metadata_retention_secs: u64,
 }
 
 /// Profiles open in this process, by directory: one engine per profile, so
@@ -335,6 +339,7 @@ impl Client {
                 Ok(Settings {
                     keep_period_secs: secs(l.store.keep_period_ms()?),
                     org_max_keep_period_secs: l.store.org_max_keep_period_ms()?.map(secs),
+                    metadata_retention_secs: secs(l.store.metadata_retention_ms()?),
                 })
             })
         })
@@ -351,6 +356,20 @@ impl Client {
                 .ok_or_else(|| Error::invalid("the keep period is too large"))?;
             self.engine
                 .with_local(|l| Ok(l.store.set_keep_period_ms(ms)?))
+        })
+        .await
+    }
+
+    /// Sets how long metadata is kept (security events, the purge log, idle
+    /// contacts and conversations); older metadata goes at once.
+    pub async fn set_metadata_retention_secs(&self, secs: u64) -> Result<()> {
+        guarded(async {
+            let ms = i64::try_from(secs)
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .ok_or_else(|| Error::invalid("the metadata retention period is too large"))?;
+            self.engine
+                .with_local(|l| Ok(l.store.set_metadata_retention_ms(ms)?))
         })
         .await
     }

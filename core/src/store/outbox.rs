@@ -12,8 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
 
-/// An outbox row.
-#[derive(Clone, Debug)]
+/// An outbox row. Its plaintext payload is wiped when the row is dropped
+/// and never shown by `Debug`.
+#[derive(Clone)]
 pub(crate) struct OutboxRow {
     /// Queue position.
     pub(crate) seq: i64,
@@ -35,6 +36,24 @@ pub(crate) struct OutboxRow {
     pub(crate) attempts: i64,
     /// Not before, ms.
     pub(crate) next_attempt_ms: i64,
+}
+
+impl Drop for OutboxRow {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.payload);
+    }
+}
+
+impl std::fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("seq", &self.seq)
+            .field("message_id", &self.message_id)
+            .field("payload_len", &self.payload.len())
+            .field("sealed", &self.sealed.is_some())
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where an outbox row goes.

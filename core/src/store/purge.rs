@@ -10,6 +10,9 @@
 //!   cannot bring them back.
 //! - Outgoing messages whose TTL passed before they could be sent leave the
 //!   outbox; their ids are reported so the app hears `DeliveryFailed`.
+//! - Metadata (purge log, security events, empty idle direct conversations,
+//!   unreferenced contacts) is forgotten after the metadata retention period
+//!   (default: the keep period in force).
 //! - The WAL is checkpointed with `TRUNCATE`, so no old page lingers in it.
 //!
 //! Work is proportional to what expired: each delete is a range scan of an
@@ -20,6 +23,28 @@ use rusqlite::{Connection, params};
 
 use super::{ATTACHMENT_DIR, Store, StoreError, outbox, persist_high_water};
 use crate::retention::PurgeReport;
+
+/// Forgets metadata older than `cutoff`: purge-log entries, security events,
+/// direct conversations with no message left and no activity since, and
+/// contacts nothing refers to any more (no session, no thread membership).
+/// Group threads and their members are state, not only metadata (the device
+/// is still in the group), and are kept; so are sessions (crypto continuity).
+fn purge_metadata_in(conn: &Connection, cutoff: i64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM purge_log WHERE at_ms <= ?1", [cutoff])?;
+    conn.execute("DELETE FROM security_events WHERE at_ms <= ?1", [cutoff])?;
+    conn.execute(
+        "DELETE FROM threads WHERE kind = 0 AND last_ms <= ?1
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = threads.id)",
+        [cutoff],
+    )?;
+    conn.execute(
+        "DELETE FROM contacts WHERE first_seen_ms <= ?1
+           AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.peer_device = contacts.device_id)
+           AND NOT EXISTS (SELECT 1 FROM thread_members t WHERE t.user = contacts.user)",
+        [cutoff],
+    )?;
+    Ok(())
+}
 
 /// Attachment files of messages past `now` (deadline) or received at or
 /// before `keep_cutoff`.
@@ -117,6 +142,7 @@ impl Store {
     pub fn purge(&mut self) -> Result<PurgeReport, StoreError> {
         let now = self.now_ms();
         let keep_cutoff = now.saturating_sub(self.keep_period_ms()?);
+        let meta_cutoff = now.saturating_sub(self.metadata_retention_ms()?);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -141,6 +167,7 @@ impl Store {
             attachments: files.len() as u64,
         };
         log_in(&tx, &report)?;
+        purge_metadata_in(&tx, meta_cutoff)?;
         persist_high_water(&tx, now)?;
         tx.commit()?;
         self.conn

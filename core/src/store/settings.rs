@@ -1,4 +1,5 @@
-//! Device settings: the keep period and the organisation's maximum for it.
+//! Device settings: the keep period and the organisation's maximum for it,
+//! and how long metadata is kept.
 
 use rusqlite::OptionalExtension;
 
@@ -40,6 +41,29 @@ impl Store {
             self.keep_period_setting_ms()?,
             self.org_max_keep_period_ms()?,
         ))
+    }
+
+    /// How long metadata (security events, the purge log, idle contacts and
+    /// conversations) is kept: the device setting, or the keep period in
+    /// force.
+    pub fn metadata_retention_ms(&self) -> Result<i64, StoreError> {
+        match self.setting("metadata_retention_ms")? {
+            Some(ms) => Ok(ms),
+            None => self.keep_period_ms(),
+        }
+    }
+
+    /// Sets the metadata retention period (positive); anything older goes at
+    /// once.
+    pub fn set_metadata_retention_ms(&mut self, ms: i64) -> Result<(), StoreError> {
+        if ms <= 0 {
+            return Err(StoreError::InvalidInput(
+                "the metadata retention period must be positive".into(),
+            ));
+        }
+        self.set_setting("metadata_retention_ms", ms)?;
+        self.purge()?;
+        Ok(())
     }
 
     /// Sets the device keep period. Refused above the organisation maximum.

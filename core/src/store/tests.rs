@@ -312,3 +312,79 @@ fn thread_page_query_uses_the_thread_index() {
         assert!(plan.iter().any(|p| p.contains(index)), "{sql}: {plan:?}");
     }
 }
+
+#[test]
+fn metadata_is_forgotten_after_its_retention_and_state_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let (mut store, _) = store_at(tmp.path(), clock.clone());
+    let count = |s: &Store, sql: &str| -> i64 { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    store
+        .record_security_event(SecurityEventKind::Undecryptable, "old event")
+        .unwrap();
+    store
+        .conn
+        .execute_batch(&format!(
+            "INSERT INTO threads VALUES ('dm-old', 'old chat', 0, {T0}, {T0});
+             INSERT INTO threads VALUES ('dm-busy', 'busy chat', 0, {T0}, {T0});
+             INSERT INTO threads VALUES ('grp', 'the group', 1, {T0}, {T0});
+             INSERT INTO thread_members VALUES ('grp', 'carol');
+             INSERT INTO contacts VALUES (x'01', 'stranger', x'00', {T0});
+             INSERT INTO contacts VALUES (x'02', 'carol', x'00', {T0});
+             INSERT INTO contacts VALUES (x'03', 'dave', x'00', {T0});
+             INSERT INTO sessions VALUES (x'03', x'00', x'00', {T0});"
+        ))
+        .unwrap();
+    store
+        .insert_message(&msg("kept", "dm-busy", b"x", T0 + 400 * DAY_MS))
+        .unwrap();
+    store.purge().unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM security_events"), 1);
+    assert_eq!(count(&store, "SELECT count(*) FROM threads"), 3);
+    assert_eq!(count(&store, "SELECT count(*) FROM contacts"), 3);
+    assert_eq!(
+        store.metadata_retention_ms().unwrap(),
+        store.keep_period_ms().unwrap(),
+        "the default is the keep period"
+    );
+
+    // Thirty days and a second later (the default keep period).
+    clock.advance(30 * DAY_MS + 1_000);
+    store.purge().unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM security_events"), 0);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM purge_log"),
+        1,
+        "this pass's entry"
+    );
+    let threads: Vec<String> = store
+        .conn
+        .prepare("SELECT id FROM threads ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // "dm-busy" lost its message to the keep period in this pass, so it is
+    // empty and idle too; the group stays (it is membership, not history).
+    assert_eq!(threads, ["grp"]);
+    let contacts: Vec<String> = store
+        .conn
+        .prepare("SELECT user FROM contacts ORDER BY user")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(contacts, ["carol", "dave"], "member and session peer kept");
+
+    // A shorter setting applies at once; a zero one is refused.
+    store
+        .record_security_event(SecurityEventKind::Undecryptable, "new event")
+        .unwrap();
+    clock.advance(2_000);
+    store.set_metadata_retention_ms(1_000).unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM security_events"), 0);
+    assert!(store.set_metadata_retention_ms(0).is_err());
+    assert_eq!(store.metadata_retention_ms().unwrap(), 1_000);
+}

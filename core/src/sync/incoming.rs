@@ -541,7 +541,9 @@ fn decrypt_item(
         Refusal::refused(SecurityEventKind::UnknownSender, "malformed sender id")
     })?);
     let envelope = Envelope::parse(item.envelope.as_slice()).map_err(Refusal::undecryptable)?;
-    let plaintext = match envelope {
+    // Decrypted bytes are wiped when dropped; only the parsed payload (which
+    // the store takes) outlives this function.
+    let plaintext = zeroize::Zeroizing::new(match envelope {
         Envelope::Group(g) => {
             let thread = distributions::thread_of(conn, &g.distribution_id)?
                 .ok_or_else(|| Refusal::undecryptable(CryptoError::UnknownSenderKey))?;
@@ -550,7 +552,7 @@ fn decrypt_item(
                 .existing(conn, &thread)?
                 .ok_or_else(|| Refusal::undecryptable(CryptoError::UnknownSenderKey))?;
             let (from, plaintext) = match keys.decrypt_message(g) {
-                Ok(x) => x,
+                Ok((from, pt)) => (from, zeroize::Zeroizing::new(pt)),
                 Err(CryptoError::DuplicateMessage) => return Ok(Decrypted::Duplicate),
                 Err(e) => return Err(Refusal::undecryptable(e)),
             };
@@ -589,7 +591,7 @@ fn decrypt_item(
             Some(pt) => pt,
             None => return Ok(Decrypted::Duplicate),
         },
-    };
+    });
     let identity = work
         .sessions_of(conn, sender)?
         .iter()
