@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use occ_core::{
-    EnrolOptions, Enrolment, FlushReport, PrekeyReport, PurgeReport, ReceiveReport, Recipient,
-    RelaySession, SecurityEvent, Settings, StoredMessage, SyncOptions, SyncReport, ThreadSummary,
+    ContactIdentity, EnrolOptions, Enrolment, FlushReport, PrekeyReport, PurgeReport,
+    ReceiveReport, Recipient, RelaySession, SecurityEvent, Settings, StoredMessage, SyncOptions,
+    SyncReport, ThreadSummary,
 };
 
 use crate::listener::{EventListener, Forward};
@@ -199,6 +200,16 @@ impl Client {
     /// Sets the keep period.
     pub async fn set_keep_period_secs(&self, secs: u64) -> Result<()> {
         self.0.set_keep_period_secs(secs).await
+    }
+
+    /// A contact's safety number and devices (compare it in person).
+    pub async fn contact_identity(&self, user: String) -> Result<ContactIdentity> {
+        self.0.contact_identity(&user).await
+    }
+
+    /// Accepts a contact's changed identity; `verified` after comparing.
+    pub async fn accept_identity(&self, user: String, verified: bool) -> Result<()> {
+        self.0.accept_identity(&user, verified).await
     }
 
     /// Sets how long metadata is kept.

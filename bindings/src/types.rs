@@ -4,10 +4,10 @@
 #![allow(missing_docs)]
 
 use occ_core::{
-    ClientEvent, DeliveryFailure, EnrolOptions, Enrolment, FlushReport, ItemOutcome, ItemReport,
-    PrekeyReport, PurgeReport, ReceiveReport, ReceivedMessage, Recipient, RelaySession,
-    RelaySettings, SecurityEvent, SecurityEventKind, Settings, StoredMessage, SyncOptions,
-    SyncReport, ThreadKind, ThreadSummary,
+    ClientEvent, ContactDevice, ContactIdentity, DeliveryFailure, EnrolOptions, Enrolment,
+    FlushReport, ItemOutcome, ItemReport, PrekeyReport, PurgeReport, ReceiveReport,
+    ReceivedMessage, Recipient, RelaySession, RelaySettings, SecurityEvent, SecurityEventKind,
+    Settings, StoredMessage, SyncOptions, SyncReport, ThreadKind, ThreadSummary, Trust,
 };
 
 /// The core's error; `OccException` in Kotlin, `OccError` in Swift.
@@ -34,6 +34,9 @@ pub enum OccError {
     },
     Untrusted {
         reason: String,
+    },
+    KeyChanged {
+        user: String,
     },
     Network {
         reason: String,
@@ -143,6 +146,7 @@ pub enum SecurityEventKind {
     DeliveryFailed,
     DirectoryMismatch,
     TimeJump,
+    KeyChanged,
 }
 
 #[uniffi::remote(Enum)]
@@ -204,6 +208,26 @@ pub struct Settings {
     pub keep_period_secs: u64,
     pub org_max_keep_period_secs: Option<u64>,
     pub metadata_retention_secs: u64,
+}
+
+#[uniffi::remote(Enum)]
+pub enum Trust {
+    Pending,
+    Trusted,
+    Verified,
+}
+
+#[uniffi::remote(Record)]
+pub struct ContactDevice {
+    pub device_id: String,
+    pub trust: Trust,
+}
+
+#[uniffi::remote(Record)]
+pub struct ContactIdentity {
+    pub user: String,
+    pub safety_number: String,
+    pub devices: Vec<ContactDevice>,
 }
 
 #[uniffi::remote(Record)]

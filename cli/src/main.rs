@@ -116,6 +116,18 @@ enum Command {
         #[arg(long)]
         metadata_retention: Option<u64>,
     },
+    /// Show the safety number with USER (compare it in person), or accept
+    /// their changed identity.
+    Verify {
+        /// The contact.
+        user: String,
+        /// Accept their current keys (sending to them resumes).
+        #[arg(long)]
+        accept: bool,
+        /// Accept and record that the numbers were compared and match.
+        #[arg(long, conflicts_with = "accept")]
+        verified: bool,
+    },
     /// Remove everything past its deadline now.
     Purge {
         /// Machine-readable output.
@@ -374,6 +386,18 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 "metadata retention: {} seconds",
                 settings.metadata_retention_secs
             );
+            Ok(())
+        }
+        Command::Verify {
+            user,
+            accept,
+            verified,
+        } => {
+            let client = open(profile(&cli)?)?;
+            if *accept || *verified {
+                client.accept_identity(user, *verified).await?;
+            }
+            output::contact_identity(&client.contact_identity(user).await?);
             Ok(())
         }
         Command::Purge { json } => {

@@ -70,6 +70,20 @@ pub(crate) fn threads(list: &[ThreadSummary], as_json: bool) {
     }
 }
 
+/// `verify`: the safety number and each device's trust.
+pub(crate) fn contact_identity(c: &occ_core::ContactIdentity) {
+    println!("safety number with {}:", safe(&c.user));
+    println!("  {}", c.safety_number);
+    for d in &c.devices {
+        let trust = match d.trust {
+            occ_core::Trust::Pending => "CHANGED — not accepted; sending held",
+            occ_core::Trust::Trusted => "trusted on first use",
+            occ_core::Trust::Verified => "verified",
+        };
+        println!("  device {}: {trust}", d.device_id);
+    }
+}
+
 /// `purge`: a summary, or
 /// `{at_ms, expired_ids, kept_too_long_ids, undelivered_ids, attachments}`.
 pub(crate) fn purge(r: &PurgeReport, as_json: bool) {

@@ -195,7 +195,7 @@ fn init_send_sync_and_json_output_end_to_end() {
 /// reaches the terminal as visible escapes, and the JSON output as the exact
 /// text.
 #[test]
-fn sender_controlled_text_cannot_drive_the_terminal() {
+fn sender_controlled_text_cannot_drive_the_terminal_and_safety_numbers_match() {
     let tmp = tempfile::tempdir().unwrap();
     let r = relay(&tmp.path().join("relay"));
     let a = tmp.path().join("alice");
@@ -224,6 +224,18 @@ fn sender_controlled_text_cannot_drive_the_terminal() {
     let json: serde_json::Value =
         serde_json::from_str(&ok(&occ(&["--profile", &b, "messages", "--json"]))).unwrap();
     assert_eq!(json[0]["text"], evil);
+
+    // Safety numbers: both sides print the same twelve groups.
+    let number = |out: &str| out.lines().nth(1).unwrap().trim().to_string();
+    let from_b = ok(&occ(&["--profile", &b, "verify", "alice"]));
+    let from_a = ok(&occ(&["--profile", &a, "verify", "bob"]));
+    assert_eq!(number(&from_a), number(&from_b));
+    assert_eq!(number(&from_a).split(' ').count(), 12);
+    assert!(from_a.contains("trusted on first use"), "{from_a}");
+    let verified = ok(&occ(&["--profile", &a, "verify", "bob", "--verified"]));
+    assert!(verified.contains(": verified"), "{verified}");
+    let unknown = occ(&["--profile", &a, "verify", "nobody"]);
+    assert!(!unknown.status.success());
 }
 
 #[test]

@@ -58,6 +58,16 @@ pub enum Error {
         /// What did not verify.
         reason: String,
     },
+    /// A contact's identity changed (a new device key the user has not
+    /// accepted): sending to them is held, and their new device is not
+    /// believed, until the user compares safety numbers and accepts.
+    #[error(
+        "{user}'s identity changed: compare safety numbers and accept it before messaging them"
+    )]
+    KeyChanged {
+        /// Whose identity changed.
+        user: String,
+    },
     /// The relay is unreachable or failed; retry later.
     #[error("network: {reason}")]
     Network {

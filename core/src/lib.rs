@@ -40,11 +40,12 @@ pub use client::{Client, ProfileManager, Settings, SyncHandle, SyncOptions, Sync
 pub use error::{Error, Result};
 pub use events::{ClientEvent, EventListener};
 pub use retention::{Clock, ManualClock, PurgeReport, SystemClock};
+pub use store::Trust;
 pub use store::{SecurityEvent, SecurityEventKind, StoredMessage, ThreadKind, ThreadSummary};
 pub use sync::connection::{EnrolOptions, RelaySession, RelaySettings};
 pub use sync::{
-    DeliveryFailure, Enrolment, FlushReport, ItemOutcome, ItemReport, PrekeyReport, ReceiveReport,
-    ReceivedMessage, Recipient,
+    ContactDevice, ContactIdentity, DeliveryFailure, Enrolment, FlushReport, ItemOutcome,
+    ItemReport, PrekeyReport, ReceiveReport, ReceivedMessage, Recipient,
 };
 
 pub mod client;

@@ -42,7 +42,8 @@ use crate::store::{DbKey, SecurityEvent, Store, StoredMessage, ThreadSummary};
 use crate::sync::connection::{EnrolOptions, RelaySession};
 use crate::sync::outgoing::FlushMode;
 use crate::sync::{
-    DeliveryFailure, Engine, Enrolment, FlushReport, Local, PrekeyReport, ReceiveReport, Recipient,
+    ContactIdentity, DeliveryFailure, Engine, Enrolment, FlushReport, Local, PrekeyReport,
+    ReceiveReport, Recipient,
 };
 use guard::{guarded, guarded_sync};
 
@@ -358,6 +359,19 @@ impl Client {
                 .with_local(|l| Ok(l.store.set_keep_period_ms(ms)?))
         })
         .await
+    }
+
+    /// A contact's safety number and known devices, to compare in person
+    /// (from what this device knows; no network).
+    pub async fn contact_identity(&self, user: &str) -> Result<ContactIdentity> {
+        guarded(async { self.engine.contact_identity(user) }).await
+    }
+
+    /// Accepts `user`'s changed identity (after comparing safety numbers):
+    /// messages held for them are sent, and messages from their new device
+    /// are believed. With `verified`, marks their identity as compared.
+    pub async fn accept_identity(&self, user: &str, verified: bool) -> Result<()> {
+        guarded(async { self.engine.accept_identity(user, verified) }).await
     }
 
     /// Sets how long metadata is kept (security events, the purge log, idle

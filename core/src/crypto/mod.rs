@@ -28,6 +28,7 @@ pub mod identity;
 pub mod kdf;
 pub mod prekeys;
 pub mod ratchet;
+pub mod safety;
 pub mod session;
 
 pub use group::{ReceivedSenderKey, SenderKey, ThreadKeys};

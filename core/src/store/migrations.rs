@@ -155,6 +155,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE clock ADD COLUMN boot_id TEXT;
     ALTER TABLE clock ADD COLUMN boot_base_ms INTEGER;
     "#,
+    // 5: trust in each contact's identity (trust on first use, key changes
+    // held until accepted, verified by safety number).
+    r#"
+    ALTER TABLE contacts ADD COLUMN trust INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The schema version this build writes.

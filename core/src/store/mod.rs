@@ -53,6 +53,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, ErrorCode};
 
 pub use attachments::AttachmentInfo;
+pub use contacts::Trust;
 pub use db::DbKey;
 pub use messages::{Inserted, NewMessage, StoredMessage};
 pub use profiles::ProfileDirs;

@@ -40,6 +40,9 @@ pub enum SecurityEventKind {
     /// The relay's directory contradicts itself (a device listed under a
     /// wrong id or user).
     DirectoryMismatch,
+    /// A contact's identity changed (a device key not seen before for a
+    /// known user); held until accepted.
+    KeyChanged,
     /// A signed server time far ahead of trusted time was held back until
     /// corroborated (or was implausible).
     TimeJump,
@@ -47,7 +50,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [SecurityEventKind; 13] = [
+    pub const ALL: [SecurityEventKind; 14] = [
         Self::PinFailure,
         Self::RelayUnverified,
         Self::Undecryptable,
@@ -61,6 +64,7 @@ impl SecurityEventKind {
         Self::DeliveryFailed,
         Self::DirectoryMismatch,
         Self::TimeJump,
+        Self::KeyChanged,
     ];
 
     /// The stable snake_case name (stored, logged, shown by the CLI).
@@ -79,6 +83,7 @@ impl SecurityEventKind {
             Self::DeliveryFailed => "delivery_failed",
             Self::DirectoryMismatch => "directory_mismatch",
             Self::TimeJump => "time_jump",
+            Self::KeyChanged => "key_changed",
         }
     }
 

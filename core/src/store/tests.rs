@@ -329,9 +329,9 @@ fn metadata_is_forgotten_after_its_retention_and_state_is_kept() {
              INSERT INTO threads VALUES ('dm-busy', 'busy chat', 0, {T0}, {T0});
              INSERT INTO threads VALUES ('grp', 'the group', 1, {T0}, {T0});
              INSERT INTO thread_members VALUES ('grp', 'carol');
-             INSERT INTO contacts VALUES (x'01', 'stranger', x'00', {T0});
-             INSERT INTO contacts VALUES (x'02', 'carol', x'00', {T0});
-             INSERT INTO contacts VALUES (x'03', 'dave', x'00', {T0});
+             INSERT INTO contacts (device_id, user, identity, first_seen_ms) VALUES (x'01', 'stranger', x'00', {T0});
+             INSERT INTO contacts (device_id, user, identity, first_seen_ms) VALUES (x'02', 'carol', x'00', {T0});
+             INSERT INTO contacts (device_id, user, identity, first_seen_ms) VALUES (x'03', 'dave', x'00', {T0});
              INSERT INTO sessions VALUES (x'03', x'00', x'00', {T0});"
         ))
         .unwrap();

@@ -5,6 +5,11 @@
 //! and remembered as a contact, first seen wins: a device never changes user
 //! afterwards, whatever the relay says later. Device lists are cached for a
 //! minute so a burst of sends costs one lookup.
+//!
+//! Trust on first use (see `store::contacts`): a device the relay lists
+//! for a user we already know is a key change — recorded as `key_changed`,
+//! raised as a `SecurityAlert`, and sending to that user is held
+//! ([`Error::KeyChanged`]) until the user accepts it.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -15,7 +20,7 @@ use occ_protocol::api::{InboxItem, device_id_hex, parse_device_id};
 use super::Engine;
 use crate::crypto::{CryptoError, DeviceId, IdentityPublic};
 use crate::error::{Error, Result};
-use crate::store::{SecurityEventKind, contacts};
+use crate::store::{SecurityEventKind, Trust, contacts};
 
 /// How long a directory lookup is reused.
 const DIRECTORY_TTL_MS: i64 = 60_000;
@@ -32,6 +37,27 @@ pub(crate) struct Device {
 pub(crate) struct Sender {
     pub(crate) user: String,
     pub(crate) identity: Option<Vec<u8>>,
+}
+
+/// What a user sees to check a contact's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactIdentity {
+    /// The contact.
+    pub user: String,
+    /// The 60-digit safety number between this device's user and the
+    /// contact, over every device of both (twelve groups of five digits).
+    pub safety_number: String,
+    /// The contact's known devices, by hex id, with their trust.
+    pub devices: Vec<ContactDevice>,
+}
+
+/// One known device of a contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactDevice {
+    /// Hex device id (its signing key).
+    pub device_id: String,
+    /// How far it is trusted.
+    pub trust: Trust,
 }
 
 /// Device lists fetched recently.
@@ -57,6 +83,81 @@ impl Engine {
         self.events
             .alert(SecurityEventKind::DirectoryMismatch, detail.clone());
         Error::untrusted(detail)
+    }
+
+    /// Records and raises a key change of `user` (a new device `device`).
+    pub(crate) fn key_changed(&self, user: &str, device: &str) {
+        let kind = SecurityEventKind::KeyChanged;
+        let detail = format!(
+            "{user} has a new identity key (device {}…); messages to and from it are held until you compare safety numbers and accept",
+            device.get(..16).unwrap_or(device)
+        );
+        tracing::warn!("security event {kind}: {detail}");
+        let _ = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
+        self.events.alert(kind, detail);
+    }
+
+    /// The safety number with `user` and their devices as this device knows
+    /// them (no network: it is what the user compares).
+    pub(crate) fn contact_identity(&self, user: &str) -> Result<ContactIdentity> {
+        self.with_local(|l| {
+            let me = l.user()?;
+            let theirs = contacts::identities_of(&l.store.conn, user)?;
+            if theirs.is_empty() {
+                return Err(Error::not_found(format!(
+                    "no known device of {user}; message them first"
+                )));
+            }
+            let mine = [l.account.device_id().0];
+            let keys: Vec<[u8; 32]> = theirs.iter().map(|(d, _)| *d).collect();
+            Ok(ContactIdentity {
+                user: user.to_string(),
+                safety_number: crate::crypto::safety::safety_number(&me, &mine, user, &keys),
+                devices: theirs
+                    .into_iter()
+                    .map(|(d, trust)| ContactDevice {
+                        device_id: hex::encode(d),
+                        trust,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    /// Accepts `user`'s current keys (`verified`: after comparing safety
+    /// numbers); messages held for them go out at the next flush.
+    pub(crate) fn accept_identity(&self, user: &str, verified: bool) -> Result<()> {
+        let trust = if verified {
+            Trust::Verified
+        } else {
+            Trust::Trusted
+        };
+        let changed =
+            self.with_local(|l| Ok(contacts::set_trust_in(&l.store.conn, user, trust)?))?;
+        if changed == 0
+            && self
+                .with_local(|l| Ok(contacts::devices_of(&l.store.conn, user)?))?
+                .is_empty()
+        {
+            return Err(Error::not_found(format!("no known device of {user}")));
+        }
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    /// Fails with [`Error::KeyChanged`] if any of `devices` (of `user`) is a
+    /// key change not yet accepted.
+    pub(crate) fn require_trusted(&self, user: &str, devices: &[Device]) -> Result<()> {
+        self.with_local(|l| {
+            for d in devices {
+                if contacts::trust_of(&l.store.conn, &d.id.0)? == Some(contacts::Trust::Pending) {
+                    return Err(Error::KeyChanged {
+                        user: user.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The verified devices of `user` (cached briefly), recorded as contacts.
@@ -87,11 +188,14 @@ impl Engine {
                     "the relay listed a device of {user} under a wrong id"
                 )));
             }
-            let known = self.with_local(|l| {
+            let (added, known) = self.with_local(|l| {
                 let id = identity.device_id().0;
-                contacts::add_in(&l.store.conn, now, &id, user, d.identity.as_slice())?;
-                Ok(contacts::user_of(&l.store.conn, &id)?)
+                let added = contacts::add_in(&l.store.conn, now, &id, user, d.identity.as_slice())?;
+                Ok((added, contacts::user_of(&l.store.conn, &id)?))
             })?;
+            if added == contacts::Added::KeyChange {
+                self.key_changed(user, &d.device_id);
+            }
             if let Some(known) = known
                 && known != user
             {

@@ -411,25 +411,36 @@ fn process_item(
         Payload::ThreadInfo(i) => Some(i.thread_id.clone()),
         Payload::SenderKey(d) => String::from_utf8(d.thread_id.clone()).ok(),
     };
+    if let Some(first_seen) = &known.identity {
+        let listed = identity_from(first_seen)
+            .map(|i| i.keys().clone())
+            .map_err(|_| {
+                Refusal::refused(
+                    SecurityEventKind::IdentityMismatch,
+                    "the relay listed an invalid identity",
+                )
+            })?;
+        if listed != *identity.keys() {
+            return Err(Refusal::refused(
+                SecurityEventKind::IdentityMismatch,
+                "the session identity differs from the one the relay lists",
+            ));
+        }
+        // Remembered even if the item is then refused: a key change stays
+        // pending until the user accepts it.
+        contacts::add_in(conn, now, &sender.0, &known.user, first_seen)?;
+    }
+    if contacts::trust_of(conn, &sender.0)? == Some(contacts::Trust::Pending) {
+        return Err(Refusal::refused(
+            SecurityEventKind::KeyChanged,
+            format!(
+                "from a new identity of {} not yet accepted (compare safety numbers)",
+                known.user
+            ),
+        ));
+    }
     let snapshot = thread.as_deref().and_then(|t| work.threads.snapshot(t));
     let applied = savepoint(conn, || {
-        if let Some(first_seen) = &known.identity {
-            let listed = identity_from(first_seen)
-                .map(|i| i.keys().clone())
-                .map_err(|_| {
-                    Refusal::refused(
-                        SecurityEventKind::IdentityMismatch,
-                        "the relay listed an invalid identity",
-                    )
-                })?;
-            if listed != *identity.keys() {
-                return Err(Refusal::refused(
-                    SecurityEventKind::IdentityMismatch,
-                    "the session identity differs from the one the relay lists",
-                ));
-            }
-            contacts::add_in(conn, now, &sender.0, &known.user, first_seen)?;
-        }
         apply_payload(conn, now, me, &known.user, sender, item, payload, work)
     });
     if matches!(applied, Err(Refusal::Refused { .. }))

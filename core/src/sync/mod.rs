@@ -55,6 +55,7 @@ use crate::events::Events;
 use crate::store::Store;
 
 pub use connection::{PREKEY_BATCH, registration};
+pub use directory::{ContactDevice, ContactIdentity};
 pub use incoming::{INBOX_PAGE, ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};
 pub use outgoing::{DeliveryFailure, FlushReport, MAX_BACKOFF_MS, MAX_TEXT_LEN, Recipient};
 pub use prekeys::{PREKEY_LOW_WATER, PrekeyReport};

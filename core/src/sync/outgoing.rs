@@ -251,6 +251,9 @@ impl Engine {
                 .collect())
         })?;
         let mut report = FlushReport::default();
+        // Recipients whose key change awaits acceptance: their messages stay
+        // queued, in order, and the others go on.
+        let mut held: Vec<outbox::Target> = Vec::new();
         for (i, seq) in seqs.iter().enumerate() {
             let remaining = count(seqs.len() - i);
             let (row, now) =
@@ -258,6 +261,10 @@ impl Engine {
             let Some(row) = row else {
                 continue; // dropped meanwhile (purged)
             };
+            if held.contains(&row.target) {
+                report.pending += 1;
+                continue;
+            }
             if row.expires_ms <= now {
                 self.drop_row(&row, "expired before it could be sent", None, &mut report)?;
                 continue;
@@ -302,6 +309,11 @@ impl Engine {
                         Some(SecurityEventKind::DeliveryFailed),
                         &mut report,
                     )?;
+                }
+                Err(Error::KeyChanged { user }) => {
+                    tracing::info!("sending to {user} is held until their new key is accepted");
+                    held.push(row.target.clone());
+                    report.pending += 1;
                 }
                 // The relay's identity, local storage, a closed client: not
                 // the message's fault; it stays queued.
@@ -362,12 +374,10 @@ impl Engine {
         let plan = self.with_local(|l| plan_seal(l, row))?;
         let mut devices = Vec::new();
         for user in &plan.users {
-            devices.extend(
-                self.devices_of(user)
-                    .await?
-                    .into_iter()
-                    .filter(|d| d.id != plan.my_device),
-            );
+            let of_user = self.devices_of(user).await?;
+            // Nothing is encrypted to a key the user has not accepted.
+            self.require_trusted(user, &of_user)?;
+            devices.extend(of_user.into_iter().filter(|d| d.id != plan.my_device));
         }
         let without_session: Vec<Device> = self.with_local(|l| {
             let mut out = Vec::new();

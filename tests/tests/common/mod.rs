@@ -151,6 +151,13 @@ impl Env {
     }
 }
 
+/// The relay's database, writable: the relay operator tampering with it.
+pub fn relay_db_rw(dir: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(dir.join("relay.db")).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
 pub fn relay_db(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(
         dir.join("relay.db"),

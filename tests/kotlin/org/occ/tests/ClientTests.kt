@@ -23,6 +23,7 @@ import org.occ.Logger
 import org.occ.OccException
 import org.occ.ProfileManager
 import org.occ.SecurityEventKind
+import org.occ.Trust
 import org.occ.defaultSyncOptions
 import org.occ.directTo
 import org.occ.enrolOptions
@@ -49,6 +50,7 @@ fun main() = runTests(
         "profiles: create, list, open once, wipe closes" to ::profiles,
         "the core's log reaches the app's logger, without content" to ::logging,
         "background sync delivers with no calls from the app" to ::backgroundSync,
+        "safety numbers match on both sides; verifying marks every device" to ::safetyNumbers,
     ),
 )
 
@@ -314,6 +316,31 @@ suspend fun backgroundSync(relay: Relay) {
                     handle.stop()
                     eventually { !handle.isRunning() }
                 }
+            }
+        }
+    }
+}
+
+suspend fun safetyNumbers(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            alice.sendText(directTo(b), "compare numbers?", 600.seconds)
+            alice.flush()
+            bob.receive(0u)
+            val fromAlice = alice.contactIdentity(b)
+            val fromBob = bob.contactIdentity(a)
+            expectEqual(fromAlice.safetyNumber, fromBob.safetyNumber, "same number on both sides")
+            expectEqual(12, fromAlice.safetyNumber.split(" ").size, "twelve groups")
+            expectEqual(listOf(Trust.TRUSTED), fromAlice.devices.map { it.trust }, "trusted on first use")
+            alice.acceptIdentity(b, true)
+            expectEqual(listOf(Trust.VERIFIED), alice.contactIdentity(b).devices.map { it.trust }, "verified")
+            try {
+                alice.contactIdentity("nobody-$b")
+                error("an unknown contact has no safety number")
+            } catch (e: OccException.NotFound) {
+                // expected
             }
         }
     }
