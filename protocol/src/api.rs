@@ -156,6 +156,29 @@ pub fn ack_message(nonce: &[u8], session_id: &str, server_time_ms: i64) -> Vec<u
     w.into_vec()
 }
 
+/// Request header: the client's fresh nonce (16 to 64 bytes, hex) for an
+/// answer that carries identities (a user's devices, a device's owner, a
+/// prekey bundle).
+pub const ANSWER_NONCE_HEADER: &str = "x-occ-nonce";
+/// Response header: base64 Ed25519 signature by the relay's service key over
+/// [`signed_answer_message`].
+pub const ANSWER_SIGNATURE_HEADER: &str = "x-occ-signature";
+
+/// What the relay signs for an identity-carrying answer: the client's nonce,
+/// which answer (`devices`, `device`, `bundle`), its subject (user or device
+/// id) and the exact JSON body bytes. Someone past the TLS pins who does not
+/// hold the service key can proxy such an answer but not forge or replay
+/// one.
+pub fn signed_answer_message(nonce: &[u8], what: &str, subject: &str, body: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(b"occ/v1/signed-answer")
+        .var_bytes(nonce)
+        .var_bytes(what.as_bytes())
+        .var_bytes(subject.as_bytes())
+        .var_bytes(body);
+    w.into_vec()
+}
+
 /// A signed prekey as published.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignedPreKeyJson {

@@ -120,6 +120,50 @@ fn path_rejection(rej: PathRejection) -> RelayError {
     bad(format!("invalid path: {}", rej.body_text()))
 }
 
+/// The client's nonce for a signed answer ([`ANSWER_NONCE_HEADER`]).
+pub(crate) struct AnswerNonce(Vec<u8>);
+
+impl<S: Send + Sync> FromRequestParts<S> for AnswerNonce {
+    type Rejection = RelayError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let nonce = parts
+            .headers
+            .get(ANSWER_NONCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| hex::decode(v).ok())
+            .filter(|n| (16..=64).contains(&n.len()))
+            .ok_or_else(|| {
+                bad(format!(
+                    "identity answers are signed: send a fresh {ANSWER_NONCE_HEADER} header (16 to 64 bytes, hex)"
+                ))
+            })?;
+        Ok(AnswerNonce(nonce))
+    }
+}
+
+/// A JSON answer signed by the service key over the client's nonce, which
+/// answer it is, its subject and the exact body bytes.
+fn signed_json<T: serde::Serialize>(
+    s: &AppState,
+    nonce: &AnswerNonce,
+    what: &str,
+    subject: &str,
+    value: &T,
+) -> Result<Response, RelayError> {
+    let body = serde_json::to_vec(value).map_err(|e| RelayError::Internal(e.to_string()))?;
+    let sig = s
+        .service_key
+        .sign(&signed_answer_message(&nonce.0, what, subject, &body));
+    let sig = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig.to_bytes());
+    let mut resp = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    resp.headers_mut().insert(
+        ANSWER_SIGNATURE_HEADER,
+        header::HeaderValue::from_str(&sig).map_err(|e| RelayError::Internal(e.to_string()))?,
+    );
+    Ok(resp)
+}
+
 /// The authenticated device of a request.
 pub(crate) struct AuthDevice(pub(crate) String);
 
@@ -467,8 +511,9 @@ async fn token(
 async fn user_devices(
     State(s): State<Shared>,
     _auth: AuthDevice,
+    nonce: AnswerNonce,
     user: Result<Path<String>, PathRejection>,
-) -> Result<Json<DevicesResponse>, RelayError> {
+) -> Result<Response, RelayError> {
     let Path(user) = user.map_err(path_rejection)?;
     if !valid_user_name(&user) {
         return Err(bad("a user name is 1 to 64 characters of a-z 0-9 . _ -"));
@@ -477,7 +522,7 @@ async fn user_devices(
     if devices.is_empty() {
         return Err(RelayError::NotFound(format!("no user {user}")));
     }
-    Ok(Json(DevicesResponse {
+    let answer = DevicesResponse {
         devices: devices
             .into_iter()
             .map(|(device_id, identity)| DeviceInfo {
@@ -485,14 +530,16 @@ async fn user_devices(
                 identity: B64(identity),
             })
             .collect(),
-    }))
+    };
+    signed_json(&s, &nonce, "devices", &user, &answer)
 }
 
 async fn device_lookup(
     State(s): State<Shared>,
     _auth: AuthDevice,
+    nonce: AnswerNonce,
     device: Result<Path<String>, PathRejection>,
-) -> Result<Json<DeviceLookup>, RelayError> {
+) -> Result<Response, RelayError> {
     let Path(device) = device.map_err(path_rejection)?;
     if parse_device_id(&device).is_none() {
         return Err(bad("a device id is 64 hex characters"));
@@ -500,18 +547,20 @@ async fn device_lookup(
     let row = lock(&s.db)?
         .device(&device)?
         .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
-    Ok(Json(DeviceLookup {
+    let answer = DeviceLookup {
         device_id: row.device_id,
         user: row.user,
         identity: B64(row.identity),
-    }))
+    };
+    signed_json(&s, &nonce, "device", &device, &answer)
 }
 
 async fn bundle(
     State(s): State<Shared>,
     AuthDevice(requester): AuthDevice,
+    nonce: AnswerNonce,
     device: Result<Path<String>, PathRejection>,
-) -> Result<Json<BundleResponse>, RelayError> {
+) -> Result<Response, RelayError> {
     let Path(device) = device.map_err(path_rejection)?;
     if parse_device_id(&device).is_none() {
         return Err(bad("a device id is 64 hex characters"));
@@ -548,9 +597,11 @@ async fn bundle(
             None => None,
         },
     };
-    Ok(Json(BundleResponse {
+    let answer = BundleResponse {
         bundle: B64(bundle.encode()),
-    }))
+    };
+    drop(db);
+    signed_json(&s, &nonce, "bundle", &device, &answer)
 }
 
 async fn upload_prekeys(

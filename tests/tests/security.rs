@@ -479,6 +479,7 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
         ca_pem: Some(env.ca_pem.clone().into_bytes()),
     };
     let api = ApiClient::new(&endpoint).unwrap();
+    api.start_session(None).await.unwrap();
     let account = occ_core::crypto::Account::generate(0).unwrap();
     api.register(
         &occ_core::sync::registration(&account, "mallory", None, common::real_now_ms()).unwrap(),

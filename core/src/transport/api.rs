@@ -56,6 +56,8 @@ pub struct ApiClient {
     base: String,
     failure: Arc<Mutex<Option<PinFailure>>>,
     token: Mutex<Option<String>>,
+    /// The service key whose signed acknowledgement this client verified.
+    service_key: Mutex<Option<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -78,6 +80,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
+}
+
+/// Reads a body of at most `cap` bytes, chunk by chunk.
+async fn body(resp: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, TransportError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| TransportError::Network(error_chain(&e)))?
+    {
+        if bytes.len() + chunk.len() > cap {
+            return Err(TransportError::InvalidResponse(format!(
+                "the answer is larger than {cap} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 impl ApiClient {
@@ -110,6 +130,7 @@ impl ApiClient {
             base,
             failure,
             token: Mutex::new(None),
+            service_key: Mutex::new(None),
         })
     }
 
@@ -156,19 +177,7 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|secs| secs.saturating_mul(1000).min(3_600_000));
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| TransportError::Network(error_chain(&e)))?
-        {
-            if bytes.len() + chunk.len() > cap {
-                return Err(TransportError::InvalidResponse(format!(
-                    "the answer is larger than {cap} bytes"
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = body(&mut resp, cap).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| TransportError::InvalidResponse(e.to_string()));
@@ -191,6 +200,65 @@ impl ApiClient {
             s @ 400..=499 => TransportError::Rejected { status: s, message },
             s => TransportError::Server { status: s, message },
         })
+    }
+
+    /// GETs an answer that carries identities, with a fresh nonce, and
+    /// accepts it only if the service key verified at session start signed
+    /// it (see [`signed_answer_message`]).
+    async fn get_signed<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+        subject: &str,
+        post: bool,
+    ) -> Result<R, TransportError> {
+        let key = self
+            .service_key
+            .lock()
+            .ok()
+            .and_then(|k| *k)
+            .ok_or_else(|| {
+                TransportError::Unauthorized("no verified session yet; connect first".into())
+            })?;
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce)
+            .map_err(|_| TransportError::InvalidConfig("no randomness".into()))?;
+        let url = self.url_for(path);
+        let req = if post {
+            self.http.post(url)
+        } else {
+            self.http.get(url)
+        };
+        let req = self.bearer(
+            req.header(ANSWER_NONCE_HEADER, hex::encode(nonce))
+                .timeout(Duration::from_secs(30)),
+        )?;
+        let mut resp = req.send().await.map_err(|e| self.map_send_error(e))?;
+        if !resp.status().is_success() {
+            return self.read(resp, MAX_ANSWER_BYTES).await;
+        }
+        let forged = |why: &str| {
+            TransportError::ForgedAcknowledgement(format!(
+                "the relay's {what} answer for {subject} {why}"
+            ))
+        };
+        let sig: [u8; 64] = resp
+            .headers()
+            .get(ANSWER_SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, v).ok()
+            })
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| forged("is not signed"))?;
+        let bytes = body(&mut resp, MAX_ANSWER_BYTES).await?;
+        let vk = VerifyingKey::from_bytes(&key).map_err(|_| forged("names an invalid key"))?;
+        vk.verify_strict(
+            &signed_answer_message(&nonce, what, subject, &bytes),
+            &Signature::from_bytes(&sig),
+        )
+        .map_err(|_| forged("is not signed by the relay's service key"))?;
+        serde_json::from_slice(&bytes).map_err(|e| TransportError::InvalidResponse(e.to_string()))
     }
 
     fn bearer(
@@ -280,6 +348,9 @@ impl ApiClient {
         .map_err(|_| {
             TransportError::ForgedAcknowledgement("bad signature over our nonce".into())
         })?;
+        if let Ok(mut k) = self.service_key.lock() {
+            *k = Some(key);
+        }
         Ok(SessionInfo {
             session_id: resp.session_id,
             server_time_ms: resp.server_time_ms,
@@ -356,28 +427,25 @@ impl ApiClient {
 
     /// A user's devices.
     pub async fn devices(&self, user: &str) -> Result<DevicesResponse, TransportError> {
-        self.get(
-            &format!("/users/{user}/devices"),
-            Duration::from_secs(30),
-            MAX_ANSWER_BYTES,
-        )
-        .await
+        self.get_signed(&format!("/users/{user}/devices"), "devices", user, false)
+            .await
     }
 
-    /// Which user a device belongs to.
+    /// One device's user and identity (signed by the service key).
     pub async fn device(&self, device_id: &str) -> Result<DeviceLookup, TransportError> {
-        self.get(
-            &format!("/devices/{device_id}"),
-            Duration::from_secs(30),
-            MAX_ANSWER_BYTES,
-        )
-        .await
+        self.get_signed(&format!("/devices/{device_id}"), "device", device_id, false)
+            .await
     }
 
-    /// Claims a prekey bundle of a device (consumes one one-time prekey).
+    /// Claims a device's prekey bundle (signed by the service key).
     pub async fn bundle(&self, device_id: &str) -> Result<Vec<u8>, TransportError> {
         let r: BundleResponse = self
-            .post(&format!("/devices/{device_id}/bundle"), &(), true)
+            .get_signed(
+                &format!("/devices/{device_id}/bundle"),
+                "bundle",
+                device_id,
+                true,
+            )
             .await?;
         Ok(r.bundle.0)
     }

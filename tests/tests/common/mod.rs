@@ -246,6 +246,9 @@ impl Env {
         let mut account = occ_core::crypto::Account::generate(0).unwrap();
         account.generate_one_time_prekeys(20).unwrap();
         let api = self.api();
+        // A verified session first: identity answers are checked against
+        // the service key it proves.
+        api.start_session(None).await.unwrap();
         api.register(&occ_core::sync::registration(&account, user, None, real_now_ms()).unwrap())
             .await
             .unwrap();
