@@ -202,6 +202,11 @@ impl Client {
         self.0.set_keep_period_secs(secs).await
     }
 
+    /// Installs this device's organisation certificate.
+    pub async fn install_certificate(&self, certificate: Vec<u8>) -> Result<()> {
+        self.0.install_certificate(certificate).await
+    }
+
     /// A contact's safety number and devices (compare it in person).
     pub async fn contact_identity(&self, user: String) -> Result<ContactIdentity> {
         self.0.contact_identity(&user).await

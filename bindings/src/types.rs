@@ -69,6 +69,7 @@ pub struct EnrolOptions {
     pub relay: RelaySettings,
     pub user: String,
     pub push_endpoint: Option<String>,
+    pub org_key: Option<String>,
 }
 
 #[uniffi::remote(Record)]
@@ -77,6 +78,7 @@ pub struct Enrolment {
     pub user: String,
     pub device_id: String,
     pub service_key: String,
+    pub org_key: Option<String>,
 }
 
 #[uniffi::remote(Record)]
@@ -147,6 +149,7 @@ pub enum SecurityEventKind {
     DirectoryMismatch,
     TimeJump,
     KeyChanged,
+    Uncertified,
 }
 
 #[uniffi::remote(Enum)]

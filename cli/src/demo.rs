@@ -48,6 +48,7 @@ async fn person(
             },
             user: name.into(),
             push_endpoint: push.map(str::to_string),
+            org_key: None,
         })
         .await?;
     Ok(client)

@@ -16,6 +16,7 @@
 //! app keeps it in the Android Keystore / iOS Keychain instead. A failing
 //! command exits non-zero with one line on stderr (a pin failure says "pin").
 
+mod admin;
 mod demo;
 mod output;
 mod profile_dir;
@@ -38,6 +39,40 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an organisation key file (mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the key (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Certify that a device belongs to a user; prints the certificate.
+    Certify {
+        /// The organisation key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The user.
+        #[arg(long)]
+        user: String,
+        /// The device id (hex, as `occ init` printed it).
+        #[arg(long)]
+        device: String,
+        /// Validity in days from now.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertificateCommand {
+    /// Install the certificate (hex, in FILE) from the administrator.
+    Install {
+        /// File holding the certificate.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Create a profile and enrol it with a relay.
     Init {
@@ -56,6 +91,20 @@ enum Command {
         /// Push endpoint URL for push notices.
         #[arg(long)]
         push: Option<String>,
+        /// The organisation's public key (hex, from `occ admin keygen`):
+        /// only devices it certifies are messaged or believed.
+        #[arg(long)]
+        org_key: Option<String>,
+    },
+    /// The organisation key (administrators; never on the relay).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// This device's organisation certificate.
+    Certificate {
+        #[command(subcommand)]
+        command: CertificateCommand,
     },
     /// Send a text message (to users, or to a thread with them).
     Send {
@@ -242,12 +291,45 @@ async fn init_profile(dir: &Path, opts: EnrolOptions) -> Result<(), Fail> {
 async fn run(cli: Cli) -> Result<(), Fail> {
     match &cli.command {
         Command::Demo => demo::run().await,
+        Command::Admin {
+            command: AdminCommand::Keygen { out },
+        } => {
+            let public = admin::keygen(out)?;
+            println!("organisation key written to {}", out.display());
+            println!("public key (give it to every member: occ init --org-key): {public}");
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Certify {
+                    key,
+                    user,
+                    device,
+                    days,
+                },
+        } => {
+            println!("{}", admin::certify_device(key, user, device, *days)?);
+            Ok(())
+        }
+        Command::Certificate {
+            command: CertificateCommand::Install { file },
+        } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Fail(format!("cannot read {}: {e}", file.display())))?;
+            let cert = hex::decode(text.trim())
+                .map_err(|_| Fail("the certificate file holds hex".into()))?;
+            let client = open(profile(&cli)?)?;
+            client.install_certificate(cert).await?;
+            println!("certificate installed");
+            Ok(())
+        }
         Command::Init {
             server,
             pins,
             ca,
             user,
             push,
+            org_key,
         } => {
             let dir = profile(&cli)?;
             let ca_pem = ca
@@ -267,6 +349,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 },
                 user: user.clone(),
                 push_endpoint: push.clone(),
+                org_key: org_key.clone(),
             };
             let result = init_profile(dir, opts).await;
             if result.is_err() {

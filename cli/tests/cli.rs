@@ -420,3 +420,116 @@ fn sync_watch_prints_events_as_they_happen_and_stops_on_ctrl_c() {
     let status = watch.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// The organisation flow from the command line: an administrator makes the
+/// key, members enrol pinning it, each device's certificate is made and
+/// installed; then they message. Before bob's certificate is installed,
+/// alice refuses to send to him.
+#[test]
+fn organisation_key_certify_install_then_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let key_file = tmp.path().join("org.key");
+    let kf = key_file.display().to_string();
+    let made = ok(&occ(&["admin", "keygen", "--out", &kf]));
+    let public = made
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(public.len(), 64, "{made}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Never overwrites an existing key.
+    one_line_failure(&occ(&["admin", "keygen", "--out", &kf]));
+
+    let mut devices = Vec::new();
+    for user in ["alice", "bob"] {
+        let dir = tmp.path().join(user);
+        let p = dir.display().to_string();
+        let text = ok(&occ(&[
+            "--profile",
+            &p,
+            "init",
+            "--server",
+            &r.url,
+            "--pin",
+            &r.pin,
+            "--ca",
+            &r.ca,
+            "--user",
+            user,
+            "--org-key",
+            &public,
+        ]));
+        let device = text
+            .split_whitespace()
+            .skip_while(|w| *w != "device")
+            .nth(1)
+            .unwrap()
+            .to_string();
+        devices.push((p, user, device));
+    }
+    let install = |(p, user, device): &(String, &str, String)| {
+        let cert = ok(&occ(&[
+            "admin", "certify", "--key", &kf, "--user", user, "--device", device, "--days", "30",
+        ]));
+        let file = tmp.path().join(format!("{user}.cert"));
+        std::fs::write(&file, cert.trim()).unwrap();
+        ok(&occ(&[
+            "--profile",
+            p,
+            "certificate",
+            "install",
+            &file.display().to_string(),
+        ]))
+    };
+    assert!(install(&devices[0]).contains("installed"));
+    let a = devices[0].0.clone();
+    let b = devices[1].0.clone();
+    let refused = one_line_failure(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "600",
+        "hi",
+    ]));
+    assert!(
+        refused.contains("queued") && refused.contains("organisation certificate"),
+        "{refused}"
+    );
+    install(&devices[1]);
+    let sync = ok(&occ(&["--profile", &a, "sync"]));
+    assert!(sync.contains("sent 1"), "{sync}");
+    assert!(ok(&occ(&["--profile", &b, "sync"])).contains("received 1"));
+    // A certificate for someone else's device is not installed.
+    let other = ok(&occ(&[
+        "admin",
+        "certify",
+        "--key",
+        &kf,
+        "--user",
+        "bob",
+        "--device",
+        &devices[0].2,
+    ]));
+    let file = tmp.path().join("wrong.cert");
+    std::fs::write(&file, other.trim()).unwrap();
+    one_line_failure(&occ(&[
+        "--profile",
+        &b,
+        "certificate",
+        "install",
+        &file.display().to_string(),
+    ]));
+}

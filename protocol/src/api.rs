@@ -316,6 +316,9 @@ pub struct DeviceInfo {
     pub device_id: String,
     /// Its identity keys.
     pub identity: B64,
+    /// Its organisation certificate, if one was installed.
+    #[serde(default)]
+    pub certificate: Option<B64>,
 }
 
 /// A user's devices.
@@ -334,6 +337,16 @@ pub struct DeviceLookup {
     pub user: String,
     /// Its identity keys.
     pub identity: B64,
+    /// Its organisation certificate, if one was installed.
+    #[serde(default)]
+    pub certificate: Option<B64>,
+}
+
+/// A device installs its organisation certificate (`POST /certificate`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertificateUpload {
+    /// The encoded [`DeviceCertificate`](crate::certificate::DeviceCertificate).
+    pub certificate: B64,
 }
 
 /// A prekey bundle.

@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod bundle;
+pub mod certificate;
 pub mod codec;
 pub mod envelope;
 mod error;

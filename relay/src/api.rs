@@ -291,6 +291,7 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/{device}", get(device_lookup))
         .route("/devices/{device}/bundle", post(bundle))
         .route("/prekeys", post(upload_prekeys))
+        .route("/certificate", post(install_certificate))
         .route("/messages", post(send))
         .route("/messages/{id}", get(fetch_one))
         .route("/inbox", get(inbox))
@@ -525,9 +526,10 @@ async fn user_devices(
     let answer = DevicesResponse {
         devices: devices
             .into_iter()
-            .map(|(device_id, identity)| DeviceInfo {
-                device_id,
-                identity: B64(identity),
+            .map(|d| DeviceInfo {
+                device_id: d.device_id,
+                identity: B64(d.identity),
+                certificate: d.certificate.map(B64),
             })
             .collect(),
     };
@@ -544,13 +546,19 @@ async fn device_lookup(
     if parse_device_id(&device).is_none() {
         return Err(bad("a device id is 64 hex characters"));
     }
-    let row = lock(&s.db)?
-        .device(&device)?
-        .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
+    let (row, certificate) = {
+        let db = lock(&s.db)?;
+        let row = db
+            .device(&device)?
+            .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
+        let cert = db.certificate(&device)?;
+        (row, cert)
+    };
     let answer = DeviceLookup {
         device_id: row.device_id,
         user: row.user,
         identity: B64(row.identity),
+        certificate: certificate.map(B64),
     };
     signed_json(&s, &nonce, "device", &device, &answer)
 }
@@ -602,6 +610,28 @@ async fn bundle(
     };
     drop(db);
     signed_json(&s, &nonce, "bundle", &device, &answer)
+}
+
+/// A device installs its organisation certificate. The relay cannot verify
+/// the organisation's signature (it never holds that key); it checks that the
+/// certificate names this device and its user, and stores it for the
+/// directory. Clients verify.
+async fn install_certificate(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    JsonBody(req): JsonBody<CertificateUpload>,
+) -> Result<Json<serde_json::Value>, RelayError> {
+    let cert = occ_protocol::certificate::DeviceCertificate::parse(req.certificate.as_slice())
+        .map_err(|e| bad(format!("certificate: {e}")))?;
+    let mut db = lock(&s.db)?;
+    let row = db
+        .device(&device)?
+        .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
+    if hex::encode(cert.device_id) != device || cert.user != row.user {
+        return Err(bad("the certificate names another device or user"));
+    }
+    db.set_certificate(&device, req.certificate.as_slice())?;
+    Ok(Json(serde_json::json!({})))
 }
 
 async fn upload_prekeys(

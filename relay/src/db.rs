@@ -89,6 +89,17 @@ pub struct DeviceRow {
     pub push_endpoint: Option<String>,
 }
 
+/// A device as the directory lists it.
+#[derive(Clone, Debug)]
+pub struct UserDevice {
+    /// Hex device id.
+    pub device_id: String,
+    /// Encoded identity keys.
+    pub identity: Vec<u8>,
+    /// Its organisation certificate, if installed.
+    pub certificate: Option<Vec<u8>>,
+}
+
 /// A queued envelope.
 #[derive(Clone, Debug)]
 pub struct QueuedRow {
@@ -157,12 +168,41 @@ impl Db {
     }
 
     /// Devices of a user, in registration order.
-    pub fn user_devices(&self, user: &str) -> Result<Vec<(String, Vec<u8>)>, RelayError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT device_id, identity FROM devices WHERE user = ?1 ORDER BY created_ms, device_id")?;
-        let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    pub fn user_devices(&self, user: &str) -> Result<Vec<UserDevice>, RelayError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device_id, identity, certificate FROM devices WHERE user = ?1 ORDER BY created_ms, device_id",
+        )?;
+        let rows = stmt.query_map([user], |r| {
+            Ok(UserDevice {
+                device_id: r.get(0)?,
+                identity: r.get(1)?,
+                certificate: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a device's organisation certificate (the route checked that
+    /// it names the device and its user).
+    pub fn set_certificate(&mut self, device_id: &str, cert: &[u8]) -> Result<(), RelayError> {
+        self.conn.execute(
+            "UPDATE devices SET certificate = ?2 WHERE device_id = ?1",
+            params![device_id, cert],
+        )?;
+        Ok(())
+    }
+
+    /// A device's organisation certificate, if installed.
+    pub fn certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT certificate FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Registers (or re-registers) a device with its prekeys, in one
@@ -452,6 +492,10 @@ const MIGRATIONS: &[&str] = &[
     UPDATE envelopes SET size = length(envelope);
     CREATE INDEX envelopes_sender ON envelopes (recipient, sender);
     ALTER TABLE devices ADD COLUMN registered_ms INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 2: each device's organisation certificate (verified by clients).
+    r#"
+    ALTER TABLE devices ADD COLUMN certificate BLOB;
     "#,
 ];
 

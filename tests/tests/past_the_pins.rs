@@ -155,6 +155,7 @@ async fn a_directory_answered_past_the_pins_is_refused() {
                 mallory.account.identity().public().keys().write(&mut w);
                 w.into_vec().into()
             },
+            certificate: None,
         }],
     })
     .unwrap();

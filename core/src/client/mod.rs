@@ -361,6 +361,14 @@ impl Client {
         .await
     }
 
+    /// Installs this device's organisation certificate (from the
+    /// administrator, `occ admin certify`) on the relay, so organisation
+    /// members message and believe this device. Checked first: the pinned
+    /// organisation's, for this user and device, valid now.
+    pub async fn install_certificate(&self, certificate: Vec<u8>) -> Result<()> {
+        guarded(async { self.engine.install_certificate(certificate).await }).await
+    }
+
     /// A contact's safety number and known devices, to compare in person
     /// (from what this device knows; no network).
     pub async fn contact_identity(&self, user: &str) -> Result<ContactIdentity> {

@@ -26,6 +26,7 @@ pub mod group;
 pub mod handshake;
 pub mod identity;
 pub mod kdf;
+pub mod org;
 pub mod prekeys;
 pub mod ratchet;
 pub mod safety;

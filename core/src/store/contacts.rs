@@ -50,6 +50,8 @@ pub(crate) enum Added {
     FirstOfUser,
     /// A new device of a user we already know: pending (a key change).
     KeyChange,
+    /// A new device the organisation certifies: trusted.
+    Certified,
 }
 
 /// The user a device belongs to, if known.
@@ -75,13 +77,16 @@ pub(crate) fn trust_of(conn: &Connection, device: &[u8; 32]) -> Result<Option<Tr
         .map(Trust::from_code))
 }
 
-/// Records a device of a user (first seen wins; see the module docs).
+/// Records a device of a user (first seen wins; see the module docs). A
+/// `certified` device (organisation mode, certificate verified) is trusted
+/// whether or not its user is known.
 pub(crate) fn add_in(
     conn: &Connection,
     now: i64,
     device: &[u8; 32],
     user: &str,
     identity: &[u8],
+    certified: bool,
 ) -> Result<Added, StoreError> {
     if user_of(conn, device)?.is_some() {
         return Ok(Added::Known);
@@ -89,7 +94,9 @@ pub(crate) fn add_in(
     let known_user: bool = conn
         .prepare_cached("SELECT 1 FROM contacts WHERE user = ?1")?
         .exists([user])?;
-    let (trust, added) = if known_user {
+    let (trust, added) = if certified {
+        (Trust::Trusted, Added::Certified)
+    } else if known_user {
         (Trust::Pending, Added::KeyChange)
     } else {
         (Trust::Trusted, Added::FirstOfUser)

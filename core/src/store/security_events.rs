@@ -40,6 +40,8 @@ pub enum SecurityEventKind {
     /// The relay's directory contradicts itself (a device listed under a
     /// wrong id or user).
     DirectoryMismatch,
+    /// A device without a valid organisation certificate (org mode).
+    Uncertified,
     /// A contact's identity changed (a device key not seen before for a
     /// known user); held until accepted.
     KeyChanged,
@@ -50,7 +52,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [SecurityEventKind; 14] = [
+    pub const ALL: [SecurityEventKind; 15] = [
         Self::PinFailure,
         Self::RelayUnverified,
         Self::Undecryptable,
@@ -65,6 +67,7 @@ impl SecurityEventKind {
         Self::DirectoryMismatch,
         Self::TimeJump,
         Self::KeyChanged,
+        Self::Uncertified,
     ];
 
     /// The stable snake_case name (stored, logged, shown by the CLI).
@@ -84,6 +87,7 @@ impl SecurityEventKind {
             Self::DirectoryMismatch => "directory_mismatch",
             Self::TimeJump => "time_jump",
             Self::KeyChanged => "key_changed",
+            Self::Uncertified => "uncertified",
         }
     }
 

@@ -74,6 +74,10 @@ pub struct EnrolOptions {
     pub user: String,
     /// A UnifiedPush-style endpoint for push notices.
     pub push_endpoint: Option<String>,
+    /// The organisation's public key (64 hex characters), pinned now: from
+    /// then on only devices it certifies are messaged or believed. `None`:
+    /// open mode (trust on first use).
+    pub org_key: Option<String>,
 }
 
 /// A verified relay session, as the app sees it.
@@ -167,6 +171,18 @@ pub fn registration(
     Ok(req)
 }
 
+/// An organisation key: 32 bytes, as 64 hex characters, a valid Ed25519
+/// point.
+pub(crate) fn parse_org_key(hex_key: &str) -> Result<[u8; 32]> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::invalid("the organisation key is 64 hex characters"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| Error::invalid("the organisation key is not a valid Ed25519 key"))?;
+    Ok(bytes)
+}
+
 impl Engine {
     /// Records and raises a failure of the relay's identity (pin or
     /// acknowledgement); other errors pass through untouched.
@@ -220,6 +236,7 @@ impl Engine {
         if self.with_local(|l| Ok(l.enrolment.is_some()))? {
             return Err(Error::invalid("this profile is already enrolled"));
         }
+        let org_key = opts.org_key.as_deref().map(parse_org_key).transpose()?;
         if !occ_protocol::ids::valid_user_name(&opts.user) {
             return Err(Error::invalid(
                 "a user name is 1 to 64 characters of a-z 0-9 . _ -",
@@ -263,6 +280,7 @@ impl Engine {
             user: opts.user,
             device_id,
             service_key: hex::encode(info.service_key),
+            org_key: org_key.map(hex::encode),
         };
         let spk_id = account.signed_prekey()?.id;
         let json = serde_json::to_vec(&enrolment)

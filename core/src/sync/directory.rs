@@ -18,6 +18,7 @@ use occ_protocol::IdentityKeys;
 use occ_protocol::api::{InboxItem, device_id_hex, parse_device_id};
 
 use super::Engine;
+use crate::crypto::org::{CertificateError, verify_certificate};
 use crate::crypto::{CryptoError, DeviceId, IdentityPublic};
 use crate::error::{Error, Result};
 use crate::store::{SecurityEventKind, Trust, contacts};
@@ -37,6 +38,8 @@ pub(crate) struct Device {
 pub(crate) struct Sender {
     pub(crate) user: String,
     pub(crate) identity: Option<Vec<u8>>,
+    /// Its organisation certificate verified (organisation mode).
+    pub(crate) certified: bool,
 }
 
 /// What a user sees to check a contact's identity.
@@ -83,6 +86,47 @@ impl Engine {
         self.events
             .alert(SecurityEventKind::DirectoryMismatch, detail.clone());
         Error::untrusted(detail)
+    }
+
+    /// Installs this device's organisation certificate on the relay, after
+    /// checking it is the pinned organisation's, for this user and device,
+    /// and valid now.
+    pub(crate) async fn install_certificate(&self, cert: Vec<u8>) -> Result<()> {
+        let org = self.org_key()?.ok_or_else(|| {
+            Error::invalid("this profile was enrolled without an organisation key")
+        })?;
+        let (user, device, now) =
+            self.with_local(|l| Ok((l.user()?, l.account.device_id().0, l.store.now_ms())))?;
+        verify_certificate(&org, Some(&cert), &user, &device, now)
+            .map_err(|why| Error::invalid(format!("not installed: {why}")))?;
+        self.call(move |api| {
+            let cert = cert.clone();
+            Box::pin(async move { api.install_certificate(&cert).await })
+        })
+        .await
+    }
+
+    /// The organisation key pinned at enrolment, if any.
+    pub(crate) fn org_key(&self) -> Result<Option<[u8; 32]>> {
+        let hex_key =
+            self.with_local(|l| Ok(l.enrolment.as_ref().and_then(|e| e.org_key.clone())))?;
+        hex_key
+            .as_deref()
+            .map(super::connection::parse_org_key)
+            .transpose()
+    }
+
+    /// Records and raises a device refused for want of a valid organisation
+    /// certificate.
+    pub(crate) fn uncertified(&self, user: &str, device: &str, why: &CertificateError) {
+        let kind = SecurityEventKind::Uncertified;
+        let detail = format!(
+            "the relay lists device {}… for {user} with {why}; it is neither messaged nor believed",
+            device.get(..16).unwrap_or(device)
+        );
+        tracing::warn!("security event {kind}: {detail}");
+        let _ = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
+        self.events.alert(kind, detail);
     }
 
     /// Records and raises a key change of `user` (a new device `device`).
@@ -180,6 +224,8 @@ impl Engine {
                 Box::pin(async move { api.devices(&name).await })
             })
             .await?;
+        let org_key = self.org_key()?;
+        let mut listed_uncertified = false;
         let mut devices = Vec::new();
         for d in listed.devices {
             let identity = identity_from(d.identity.as_slice())?;
@@ -188,9 +234,30 @@ impl Engine {
                     "the relay listed a device of {user} under a wrong id"
                 )));
             }
+            if let Some(org) = &org_key
+                && let Err(why) = verify_certificate(
+                    org,
+                    d.certificate.as_ref().map(|c| c.as_slice()),
+                    user,
+                    &identity.device_id().0,
+                    now,
+                )
+            {
+                self.uncertified(user, &d.device_id, &why);
+                listed_uncertified = true;
+                continue;
+            }
+            let certified = org_key.is_some();
             let (added, known) = self.with_local(|l| {
                 let id = identity.device_id().0;
-                let added = contacts::add_in(&l.store.conn, now, &id, user, d.identity.as_slice())?;
+                let added = contacts::add_in(
+                    &l.store.conn,
+                    now,
+                    &id,
+                    user,
+                    d.identity.as_slice(),
+                    certified,
+                )?;
                 Ok((added, contacts::user_of(&l.store.conn, &id)?))
             })?;
             if added == contacts::Added::KeyChange {
@@ -209,6 +276,11 @@ impl Engine {
                 identity,
             });
         }
+        if devices.is_empty() && listed_uncertified {
+            return Err(Error::untrusted(format!(
+                "no device of {user} carries a valid organisation certificate"
+            )));
+        }
         self.directory
             .cache
             .lock()
@@ -225,6 +297,8 @@ impl Engine {
         &self,
         items: &[InboxItem],
     ) -> Result<HashMap<DeviceId, Option<Sender>>> {
+        let org_key = self.org_key()?;
+        let now = self.with_local(|l| Ok(l.store.now_ms()))?;
         let mut out = HashMap::new();
         for item in items {
             let Some(id) = parse_device_id(&item.sender_device) else {
@@ -239,6 +313,7 @@ impl Engine {
                 Some(user) => Some(Sender {
                     user,
                     identity: None,
+                    certified: false,
                 }),
                 None => {
                     let hex = id.to_hex();
@@ -249,10 +324,30 @@ impl Engine {
                         })
                         .await;
                     match looked_up {
-                        Ok(d) if d.device_id == id.to_hex() => Some(Sender {
-                            user: d.user,
-                            identity: Some(d.identity.0),
-                        }),
+                        Ok(d) if d.device_id == id.to_hex() => {
+                            let checked = match &org_key {
+                                None => Ok(false),
+                                Some(org) => verify_certificate(
+                                    org,
+                                    d.certificate.as_ref().map(|c| c.as_slice()),
+                                    &d.user,
+                                    &id.0,
+                                    now,
+                                )
+                                .map(|()| true),
+                            };
+                            match checked {
+                                Ok(certified) => Some(Sender {
+                                    user: d.user,
+                                    identity: Some(d.identity.0),
+                                    certified,
+                                }),
+                                Err(why) => {
+                                    self.uncertified(&d.user, &d.device_id, &why);
+                                    None
+                                }
+                            }
+                        }
                         Ok(_) | Err(Error::NotFound { .. }) => None,
                         Err(e) => return Err(e),
                     }

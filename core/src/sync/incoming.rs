@@ -428,7 +428,14 @@ fn process_item(
         }
         // Remembered even if the item is then refused: a key change stays
         // pending until the user accepts it.
-        contacts::add_in(conn, now, &sender.0, &known.user, first_seen)?;
+        contacts::add_in(
+            conn,
+            now,
+            &sender.0,
+            &known.user,
+            first_seen,
+            known.certified,
+        )?;
     }
     if contacts::trust_of(conn, &sender.0)? == Some(contacts::Trust::Pending) {
         return Err(Refusal::refused(

@@ -74,6 +74,9 @@ pub struct Enrolment {
     pub device_id: String,
     /// The relay's service key, learned at enrolment (hex).
     pub service_key: String,
+    /// The organisation key pinned at enrolment (hex), if any.
+    #[serde(default)]
+    pub org_key: Option<String>,
 }
 
 /// The part of an open profile that lives on this device.

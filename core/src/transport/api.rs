@@ -450,6 +450,20 @@ impl ApiClient {
         Ok(r.bundle.0)
     }
 
+    /// Installs this device's organisation certificate on the relay.
+    pub async fn install_certificate(&self, certificate: &[u8]) -> Result<(), TransportError> {
+        let _: serde_json::Value = self
+            .post(
+                "/certificate",
+                &CertificateUpload {
+                    certificate: certificate.to_vec().into(),
+                },
+                true,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Uploads prekeys.
     pub async fn upload_prekeys(&self, up: &PreKeyUpload) -> Result<PreKeyCount, TransportError> {
         self.post("/prekeys", up, true).await

@@ -57,9 +57,13 @@ fun relaySettings(
     pinsLapseToChain: Boolean = false,
 ): RelaySettings = RelaySettings(url, pins, pinsExpireMs, pinsLapseToChain, caPem)
 
-/** Options to enrol as [user] with [relay]. */
-fun enrolOptions(relay: RelaySettings, user: String, pushEndpoint: String? = null): EnrolOptions =
-    EnrolOptions(relay, user, pushEndpoint)
+/** Options to enrol as [user] with [relay]; [orgKey] (hex) pins the organisation key. */
+fun enrolOptions(
+    relay: RelaySettings,
+    user: String,
+    pushEndpoint: String? = null,
+    orgKey: String? = null,
+): EnrolOptions = EnrolOptions(relay, user, pushEndpoint, orgKey)
 
 /** The body as text (occ carries bytes; apps that send text read it so). */
 val StoredMessage.text: String get() = body.decodeToString()

@@ -1,0 +1,76 @@
+//! `occ admin`: the organisation key, kept off the relay by an administrator.
+//!
+//! `keygen` writes a new Ed25519 seed to a file created with mode 0600 (never
+//! overwriting one) and prints the public key that members pin at enrolment
+//! (`occ init --org-key`). `certify` signs a device certificate (user, device
+//! id, validity) that the device installs with `occ certificate install`.
+//! Protecting the key file (an encrypted volume, a hardware token, an
+//! offline machine) is the administrator's part; occ never sends it anywhere.
+
+use std::io::Write;
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use occ_core::crypto::org::certify;
+
+use crate::Fail;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Creates a new organisation key at `out`; returns its public key (hex).
+pub(crate) fn keygen(out: &Path) -> Result<String, Fail> {
+    let seed = occ_core::store::DbKey::generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(out)
+        .map_err(|e| Fail(format!("cannot create {}: {e}", out.display())))?;
+    f.write_all(hex::encode(seed.as_bytes()).as_bytes())
+        .map_err(|e| Fail(format!("cannot write {}: {e}", out.display())))?;
+    let key = SigningKey::from_bytes(seed.as_bytes());
+    Ok(hex::encode(key.verifying_key().to_bytes()))
+}
+
+fn load(key_file: &Path) -> Result<SigningKey, Fail> {
+    let text = std::fs::read_to_string(key_file)
+        .map_err(|e| Fail(format!("cannot read {}: {e}", key_file.display())))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Fail(format!("{} is not an organisation key", key_file.display())))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Certifies `device` (hex id) as `user`'s for `days` from now; returns the
+/// certificate (hex) to hand to the device.
+pub(crate) fn certify_device(
+    key_file: &Path,
+    user: &str,
+    device: &str,
+    days: u32,
+) -> Result<String, Fail> {
+    let org = load(key_file)?;
+    if !occ_protocol::ids::valid_user_name(user) {
+        return Err(Fail(
+            "a user name is 1 to 64 characters of a-z 0-9 . _ -".into(),
+        ));
+    }
+    let device: [u8; 32] = hex::decode(device)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Fail("a device id is 64 hex characters".into()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| Fail(format!("the clock: {e}")))?
+        .as_millis();
+    let now = i64::try_from(now).map_err(|_| Fail("the clock is out of range".into()))?;
+    let until = now.saturating_add(i64::from(days).saturating_mul(DAY_MS));
+    Ok(hex::encode(
+        certify(&org, user, &device, now, until).encode(),
+    ))
+}

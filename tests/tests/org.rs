@@ -1,0 +1,147 @@
+//! Organisation-certified identities: the organisation key (held by an
+//! administrator, never by the relay) certifies each device. A client
+//! enrolled with it messages and believes only certified devices — so a relay
+//! that substitutes a key is refused even on first contact, where trust on
+//! first use cannot help.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Env, count, real_now_ms, to};
+use ed25519_dalek::SigningKey;
+use occ_core::crypto::org::certify;
+use occ_core::{Client, Error, ItemOutcome, SecurityEventKind};
+
+const HOUR: i64 = 3_600_000;
+
+fn org_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    getrandom_seed(&mut seed);
+    SigningKey::from_bytes(&seed)
+}
+
+fn getrandom_seed(seed: &mut [u8; 32]) {
+    let k = occ_core::store::DbKey::generate().unwrap();
+    seed.copy_from_slice(&k.as_bytes()[..32]);
+}
+
+async fn member(env: &Env, org: &SigningKey, name: &str) -> Client {
+    let mut opts = env.options(name);
+    opts.org_key = Some(hex::encode(org.verifying_key().to_bytes()));
+    env.client_with(name, opts).await
+}
+
+async fn certify_and_install(org: &SigningKey, client: &Client, name: &str) {
+    let device: [u8; 32] = hex::decode(client.device_id().await.unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let now = real_now_ms();
+    let cert = certify(org, name, &device, now - HOUR, now + 24 * HOUR);
+    client.install_certificate(cert.encode()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_certified_devices_are_messaged_or_believed() {
+    let env = Env::start().await;
+    let org = org_key();
+    let alice = member(&env, &org, "alice").await;
+    let bob = member(&env, &org, "bob").await;
+    let carol = member(&env, &org, "carol").await;
+    let events = Arc::new(common::Recorder::default());
+    alice.set_listener(Some(events.clone()));
+
+    // Bob has no certificate yet: alice will not encrypt to him.
+    alice
+        .send(to("bob"), b"not yet".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let e = alice.flush().await.unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    assert!(events.alerts().contains(&SecurityEventKind::Uncertified));
+
+    // A certificate from another key, or for another device, is not installed.
+    let stranger = org_key();
+    let bob_device: [u8; 32] = hex::decode(bob.device_id().await.unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let now = real_now_ms();
+    let forged = certify(&stranger, "bob", &bob_device, now - HOUR, now + HOUR);
+    assert!(matches!(
+        bob.install_certificate(forged.encode()).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    let wrong_device = certify(&org, "bob", &[7; 32], now - HOUR, now + HOUR);
+    assert!(matches!(
+        bob.install_certificate(wrong_device.encode()).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    for (c, n) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
+        certify_and_install(&org, c, n).await;
+    }
+    let report = alice.flush().await.unwrap();
+    assert_eq!((report.sent, report.pending), (1, 0), "{report:?}");
+    let r = bob.receive(0).await.unwrap();
+    assert_eq!(r.received().len(), 1, "{r:?}");
+
+    // The relay swaps its own device in for bob. Carol has never talked to
+    // bob — trust on first use would believe the relay — but the substitute
+    // has no certificate (then one from another key): refused, raised,
+    // nothing reaches it.
+    let mut substitute = env.raw_device("mallory").await;
+    let fake = substitute.device_id();
+    let db = common::relay_db_rw(&env.relay_dir);
+    db.execute_batch(&format!(
+        "INSERT INTO users (name, created_ms) VALUES ('bob-gone', 0);
+         UPDATE devices SET user = 'bob-gone' WHERE device_id = '{}';
+         UPDATE devices SET user = 'bob' WHERE device_id = '{fake}';",
+        hex::encode(bob_device)
+    ))
+    .unwrap();
+    let carol_events = Arc::new(common::Recorder::default());
+    carol.set_listener(Some(carol_events.clone()));
+    carol
+        .send(to("bob"), b"for bob".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let e = carol.flush().await.unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    assert!(
+        carol_events
+            .alerts()
+            .contains(&SecurityEventKind::Uncertified)
+    );
+    let fake_id: [u8; 32] = hex::decode(&fake).unwrap().try_into().unwrap();
+    let self_signed = certify(&stranger, "bob", &fake_id, now - HOUR, now + HOUR);
+    substitute
+        .api
+        .install_certificate(&self_signed.encode())
+        .await
+        .unwrap();
+    let e = carol.flush().await.unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    let to_fake = format!("SELECT count(*) FROM envelopes WHERE recipient = '{fake}'");
+    assert_eq!(count(&db, &to_fake), 0, "nothing reached the substitute");
+
+    // Nor is the substitute believed when it writes as bob.
+    substitute.user = "bob".into();
+    let carol_device = carol.device_id().await.unwrap();
+    let m = substitute.text("carol", "forged", "it is me, bob");
+    substitute.send_payload(&carol_device, &m).await;
+    let r = carol.receive(0).await.unwrap();
+    assert!(
+        matches!(r.items[0].outcome, ItemOutcome::Rejected { .. }),
+        "{r:?}"
+    );
+    assert!(carol.message("forged").await.is_err());
+}
