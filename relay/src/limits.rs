@@ -455,4 +455,68 @@ mod tests {
         assert!(check_push_endpoint(&long, &gw).is_err());
         assert!(check_push_endpoint("https://push.example.org/", &[]).is_err());
     }
+
+    #[test]
+    fn a_known_key_keeps_its_own_bucket_when_the_map_is_full() {
+        let mut rl = RateLimiter::new(2);
+        assert!(rl.check("a", R, 0).is_ok());
+        assert!(rl.check("b", R, 0).is_ok());
+        // "a" has two left of its own, not a fresh overflow burst of three.
+        assert!(rl.check("a", R, 0).is_ok());
+        assert!(rl.check("a", R, 0).is_ok());
+        assert!(rl.check("a", R, 0).is_err());
+    }
+
+    #[test]
+    fn retry_after_is_the_time_to_the_next_whole_request() {
+        let mut rl = RateLimiter::new(4);
+        for _ in 0..3 {
+            rl.check("a", R, 0).unwrap();
+        }
+        // 50 ms later half a request has refilled: 50 ms more to wait.
+        assert_eq!(rl.check("a", R, 50), Err(50));
+    }
+
+    #[test]
+    fn unlimited_never_limits() {
+        let u = Limits::unlimited();
+        let mut rl = RateLimiter::new(4);
+        for _ in 0..10_000 {
+            assert!(rl.check("a", u.per_device, 0).is_ok());
+        }
+        assert_eq!(u.inbox_max_bytes, u64::MAX);
+        assert_eq!(u.prekeys_per_target, u32::MAX);
+        assert!(Limits::default().per_device.burst < u.per_device.burst);
+    }
+
+    #[test]
+    fn an_entry_expiring_now_is_swept() {
+        let mut m = ExpiringMap::new(1, 1);
+        m.insert("a".into(), "A", (), 100, 0).unwrap();
+        m.insert("b".into(), "B", (), 200, 100).unwrap();
+        assert!(m.get("b", 100).is_some());
+    }
+
+    #[test]
+    fn the_per_owner_bound_survives_a_sweep() {
+        let mut m = ExpiringMap::new(3, 2);
+        m.insert("a1".into(), "A", (), 100, 0).unwrap();
+        m.insert("x1".into(), "X", (), 10, 0).unwrap();
+        m.insert("y1".into(), "Y", (), 10, 0).unwrap();
+        // Full: the sweep drops X's and Y's expired entries, keeps A's.
+        m.insert("a2".into(), "A", (), 100, 50).unwrap();
+        m.insert("a3".into(), "A", (), 100, 50).unwrap();
+        assert!(m.get("a1", 50).is_none(), "A's oldest made room");
+        assert!(m.get("a2", 50).is_some() && m.get("a3", 50).is_some());
+    }
+
+    #[test]
+    fn push_endpoint_edges() {
+        let gw = vec!["push.example.org".to_string()];
+        let base = "https://push.example.org/";
+        let exact = format!("{base}{}", "a".repeat(2048 - base.len()));
+        assert_eq!(exact.len(), 2048);
+        assert!(check_push_endpoint(&exact, &gw).is_ok());
+        assert!(check_push_endpoint("https://user@push.example.org/", &gw).is_err());
+    }
 }
