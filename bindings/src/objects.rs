@@ -207,6 +207,11 @@ impl Client {
         self.0.install_certificate(certificate).await
     }
 
+    /// Applies and publishes the organisation's revocation list.
+    pub async fn publish_revocations(&self, list: Vec<u8>) -> Result<()> {
+        self.0.publish_revocations(list).await
+    }
+
     /// A contact's safety number and devices (compare it in person).
     pub async fn contact_identity(&self, user: String) -> Result<ContactIdentity> {
         self.0.contact_identity(&user).await

@@ -46,6 +46,33 @@ fn load(key_file: &Path) -> Result<SigningKey, Fail> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// Signs revocation list `version` naming `devices` (hex ids); returns it
+/// (hex) for a member to publish.
+pub(crate) fn revoke_devices(
+    key_file: &Path,
+    version: u64,
+    devices: &[String],
+) -> Result<String, Fail> {
+    let org = load(key_file)?;
+    let ids = devices
+        .iter()
+        .map(|d| {
+            hex::decode(d)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| Fail(format!("{d} is not a device id (64 hex characters)")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| Fail(format!("the clock: {e}")))?
+        .as_millis();
+    let now = i64::try_from(now).map_err(|_| Fail("the clock is out of range".into()))?;
+    Ok(hex::encode(
+        occ_core::crypto::org::revoke(&org, version, now, ids).encode(),
+    ))
+}
+
 /// Certifies `device` (hex id) as `user`'s for `days` from now; returns the
 /// certificate (hex) to hand to the device.
 pub(crate) fn certify_device(

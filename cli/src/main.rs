@@ -61,6 +61,19 @@ enum AdminCommand {
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
+    /// Sign a revocation list (every revoked device, each time; the version
+    /// must exceed the last one published); prints it.
+    Revoke {
+        /// The organisation key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The list's version.
+        #[arg(long)]
+        version: u64,
+        /// Revoked device ids (hex), comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        devices: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -68,6 +81,11 @@ enum CertificateCommand {
     /// Install the certificate (hex, in FILE) from the administrator.
     Install {
         /// File holding the certificate.
+        file: PathBuf,
+    },
+    /// Apply and publish the administrator's revocation list (hex, in FILE).
+    Revocations {
+        /// File holding the list.
         file: PathBuf,
     },
 }
@@ -309,6 +327,29 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 },
         } => {
             println!("{}", admin::certify_device(key, user, device, *days)?);
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Revoke {
+                    key,
+                    version,
+                    devices,
+                },
+        } => {
+            println!("{}", admin::revoke_devices(key, *version, devices)?);
+            Ok(())
+        }
+        Command::Certificate {
+            command: CertificateCommand::Revocations { file },
+        } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Fail(format!("cannot read {}: {e}", file.display())))?;
+            let list = hex::decode(text.trim())
+                .map_err(|_| Fail("the revocation list file holds hex".into()))?;
+            let client = open(profile(&cli)?)?;
+            client.publish_revocations(list).await?;
+            println!("revocation list applied and published");
             Ok(())
         }
         Command::Certificate {

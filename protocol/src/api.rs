@@ -342,6 +342,13 @@ pub struct DeviceLookup {
     pub certificate: Option<B64>,
 }
 
+/// The organisation's revocation list (`GET`/`POST /revocations`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RevocationsResponse {
+    /// The encoded [`RevocationList`](crate::certificate::RevocationList).
+    pub list: B64,
+}
+
 /// A device installs its organisation certificate (`POST /certificate`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CertificateUpload {

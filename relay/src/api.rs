@@ -292,6 +292,10 @@ pub fn router(state: Shared) -> Router {
         .route("/devices/{device}/bundle", post(bundle))
         .route("/prekeys", post(upload_prekeys))
         .route("/certificate", post(install_certificate))
+        .route(
+            "/revocations",
+            get(get_revocations).post(publish_revocations),
+        )
         .route("/messages", post(send))
         .route("/messages/{id}", get(fetch_one))
         .route("/inbox", get(inbox))
@@ -473,6 +477,11 @@ async fn token(
 ) -> Result<Json<TokenResponse>, RelayError> {
     let key =
         parse_device_id(&req.device_id).ok_or_else(|| bad("a device id is 64 hex characters"))?;
+    if lock(&s.revoked)?.contains(&req.device_id) {
+        return Err(RelayError::Unauthorized(
+            "this device was revoked by its organisation".into(),
+        ));
+    }
     let vk = verifying_key(&key)?;
     let now = now_ms();
     let unknown = || {
@@ -634,6 +643,53 @@ async fn install_certificate(
     Ok(Json(serde_json::json!({})))
 }
 
+/// The organisation's newest revocation list (404 when there is none).
+async fn get_revocations(
+    State(s): State<Shared>,
+    _auth: AuthDevice,
+) -> Result<Json<RevocationsResponse>, RelayError> {
+    match lock(&s.db)?.revocations()? {
+        Some((_, list)) => Ok(Json(RevocationsResponse { list: B64(list) })),
+        None => Err(RelayError::NotFound("no revocation list".into())),
+    }
+}
+
+/// A revocation list, accepted only if the configured organisation key
+/// signed it and it is newer than the stored one.
+async fn publish_revocations(
+    State(s): State<Shared>,
+    _auth: AuthDevice,
+    JsonBody(req): JsonBody<RevocationsResponse>,
+) -> Result<Json<serde_json::Value>, RelayError> {
+    let org = s.org_key.ok_or_else(|| {
+        RelayError::NotFound("this relay has no organisation key configured".into())
+    })?;
+    let list = occ_protocol::certificate::RevocationList::parse(req.list.as_slice())
+        .map_err(|e| bad(format!("revocation list: {e}")))?;
+    let vk = verifying_key(&org)?;
+    verify(
+        &vk,
+        b"",
+        &occ_protocol::certificate::RevocationList::signed_message(
+            list.version,
+            list.issued_ms,
+            &list.devices,
+        ),
+        &B64(list.signature.to_vec()),
+        "revocation list",
+    )?;
+    if !lock(&s.db)?.set_revocations(list.version, req.list.as_slice())? {
+        return Err(RelayError::Conflict(
+            "a revocation list at least as new is already held".into(),
+        ));
+    }
+    let revoked: std::collections::HashSet<String> = list.devices.iter().map(hex::encode).collect();
+    // Revoked devices lose their sessions at once.
+    lock(&s.tokens)?.retain_owners(|owner| !revoked.contains(owner));
+    *lock(&s.revoked)? = revoked;
+    Ok(Json(serde_json::json!({})))
+}
+
 async fn upload_prekeys(
     State(s): State<Shared>,
     AuthDevice(device): AuthDevice,
@@ -689,6 +745,7 @@ async fn send(
         return Ok(([(header::CONTENT_TYPE, "application/json")], previous).into_response());
     }
     let mut items = Vec::with_capacity(req.envelopes.len());
+    let revoked = lock(&s.revoked)?.clone();
     {
         let db = lock(&s.db)?;
         for e in &req.envelopes {
@@ -707,6 +764,11 @@ async fn send(
                     "unknown recipient device {}",
                     e.device_id
                 )));
+            }
+            if revoked.contains(&e.device_id) {
+                // Never queued for a revoked device; the sender's client
+                // learns of the revocation from the list itself.
+                continue;
             }
             items.push((
                 hex::encode(random::<16>()?),

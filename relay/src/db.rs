@@ -192,6 +192,33 @@ impl Db {
         Ok(())
     }
 
+    /// The stored revocation list and its version, if any.
+    pub fn revocations(&self) -> Result<Option<(u64, Vec<u8>)>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT version, list FROM revocations WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?
+            .map(|(v, l)| (u64::try_from(v).unwrap_or(0), l)))
+    }
+
+    /// Stores a (verified) revocation list if it is newer than the stored
+    /// one; returns whether it was.
+    pub fn set_revocations(&mut self, version: u64, list: &[u8]) -> Result<bool, RelayError> {
+        let v = i64::try_from(version)
+            .map_err(|_| RelayError::BadRequest("revocation version too large".into()))?;
+        let n = self.conn.execute(
+            "INSERT INTO revocations (id, version, list) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET version = excluded.version, list = excluded.list
+             WHERE excluded.version > revocations.version",
+            params![v, list],
+        )?;
+        Ok(n > 0)
+    }
+
     /// A device's organisation certificate, if installed.
     pub fn certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, RelayError> {
         Ok(self
@@ -496,6 +523,14 @@ const MIGRATIONS: &[&str] = &[
     // 2: each device's organisation certificate (verified by clients).
     r#"
     ALTER TABLE devices ADD COLUMN certificate BLOB;
+    "#,
+    // 3: the organisation's newest revocation list.
+    r#"
+    CREATE TABLE revocations (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        list    BLOB NOT NULL
+    ) STRICT;
     "#,
 ];
 

@@ -175,6 +175,9 @@ pub struct RelayConfig {
     /// Extra trust anchors (DER) for push gateways, besides the Mozilla
     /// roots (a private push gateway; the dev push sink).
     pub push_roots: Vec<Vec<u8>>,
+    /// The organisation's public key, to accept only its revocation lists
+    /// (the relay never holds the private key).
+    pub org_key: Option<[u8; 32]>,
 }
 
 impl RelayConfig {
@@ -194,6 +197,7 @@ impl RelayConfig {
             },
             metrics_listen: None,
             push_roots: Vec::new(),
+            org_key: None,
         }
     }
 }
@@ -213,6 +217,9 @@ pub struct AppState {
     pub(crate) rates: Mutex<limits::RateLimiter>,
     pub(crate) handout: Mutex<limits::PrekeyHandout>,
     pub(crate) metrics: Metrics,
+    pub(crate) org_key: Option<[u8; 32]>,
+    /// Devices the organisation revoked (hex ids), from the stored list.
+    pub(crate) revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running relay.
@@ -328,6 +335,11 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
     let server_config = tls::server_config(identity)?;
     let service_key = load_or_create_service_key(&config.data_dir)?;
     let db = db::Db::open(&config.data_dir)?;
+    let revoked = db
+        .revocations()?
+        .and_then(|(_, bytes)| occ_protocol::certificate::RevocationList::parse(&bytes).ok())
+        .map(|l| l.devices.iter().map(hex::encode).collect())
+        .unwrap_or_default();
     let mut push_roots = config.push_roots;
     if let Some(ca) = &ca_path {
         // Dev mode: the dev push sink's certificate comes from the dev CA.
@@ -357,6 +369,8 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         handout: Mutex::new(limits::PrekeyHandout::new()),
         limits,
         metrics: Metrics::default(),
+        org_key: config.org_key,
+        revoked: Mutex::new(revoked),
     });
     let metrics = match config.metrics_listen {
         Some(addr) => Some(metrics::serve(addr, state.clone()).await?),

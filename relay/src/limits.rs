@@ -275,6 +275,12 @@ impl<V: Clone> ExpiringMap<V> {
         });
     }
 
+    /// Keeps only the entries whose owner passes `keep`.
+    pub(crate) fn retain_owners(&mut self, keep: impl Fn(&str) -> bool) {
+        self.entries.retain(|_, (owner, _, _)| keep(owner));
+        self.by_owner.retain(|owner, _| keep(owner));
+    }
+
     /// Live and expired entries held.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

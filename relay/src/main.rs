@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! occ-relay --data DIR [--listen ADDR:PORT] (--dev | --cert FILE --key FILE) [--purge-interval SECS]
-//!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT] [--unlimited]
+//!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT] [--org-key HEX]
+//!           [--unlimited]
 //! ```
 //!
 //! Push endpoints must be `https://` URLs on a `--push-gateway` host (with
@@ -50,6 +51,10 @@ struct Args {
     /// Where to serve /health and /metrics (plain HTTP; keep it internal).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// The organisation's public key (hex): revocation lists it signs are
+    /// accepted and served.
+    #[arg(long)]
+    org_key: Option<String>,
     /// Turn every abuse limit off (benchmarks and trusted test rigs only).
     #[arg(long)]
     unlimited: bool,
@@ -88,6 +93,18 @@ async fn main() {
     }
     config.limits.push_gateways.extend(args.push_gateways);
     config.metrics_listen = args.metrics;
+    if let Some(k) = &args.org_key {
+        match hex::decode(k.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            Some(key) => config.org_key = Some(key),
+            None => {
+                eprintln!("occ-relay: --org-key is 64 hex characters");
+                std::process::exit(2);
+            }
+        }
+    }
     if let Some(path) = &args.push_ca {
         match occ_relay::tls::load_certs(path) {
             Ok(certs) => config.push_roots = certs.into_iter().map(|c| c.to_vec()).collect(),

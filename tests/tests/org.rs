@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use common::{Env, count, real_now_ms, to};
 use ed25519_dalek::SigningKey;
-use occ_core::crypto::org::certify;
+use occ_core::crypto::org::{certify, revoke};
 use occ_core::{Client, Error, ItemOutcome, SecurityEventKind};
 
 const HOUR: i64 = 3_600_000;
@@ -144,4 +144,85 @@ async fn only_certified_devices_are_messaged_or_believed() {
         "{r:?}"
     );
     assert!(carol.message("forged").await.is_err());
+}
+
+/// The organisation revokes bob's device: from then on nobody encrypts to
+/// it or believes it — neither the member who published the list nor one who
+/// learns it from the relay. A forged or older list changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_receives_nothing_sent_after_the_revocation() {
+    let org = org_key();
+    let public = org.verifying_key().to_bytes();
+    let env = Env::start_with(|c| c.org_key = Some(public)).await;
+    let alice = member(&env, &org, "alice").await;
+    let bob = member(&env, &org, "bob").await;
+    let carol = member(&env, &org, "carol").await;
+    for (c, n) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
+        certify_and_install(&org, c, n).await;
+    }
+    let bob_device = bob.device_id().await.unwrap();
+    // Before: carol and alice reach bob, and bob reaches carol.
+    for c in [&alice, &carol] {
+        c.send(to("bob"), b"before".to_vec(), 600, None)
+            .await
+            .unwrap();
+        assert_eq!(c.flush().await.unwrap().sent, 1);
+    }
+    let db = env.relay_db();
+    let to_bob = format!("SELECT count(*) FROM envelopes WHERE recipient = '{bob_device}'");
+    let queued_before = count(&db, &to_bob);
+    assert_eq!(queued_before, 2);
+
+    // A list signed by someone else is refused by the client and the relay.
+    let bob_id: [u8; 32] = hex::decode(&bob_device).unwrap().try_into().unwrap();
+    let forged = revoke(&org_key(), 5, real_now_ms(), vec![bob_id]);
+    assert!(matches!(
+        alice.publish_revocations(forged.encode()).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    let list = revoke(&org, 1, real_now_ms(), vec![bob_id]);
+    alice.publish_revocations(list.encode()).await.unwrap();
+    // The same version again is not newer: the relay keeps what it has.
+    assert!(alice.publish_revocations(list.encode()).await.is_err());
+
+    // The publisher applies it at once.
+    let events = Arc::new(common::Recorder::default());
+    alice.set_listener(Some(events.clone()));
+    alice
+        .send(to("bob"), b"after".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let e = alice.flush().await.unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    assert!(events.alerts().contains(&SecurityEventKind::Uncertified));
+    assert!(
+        alice
+            .security_events()
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == SecurityEventKind::Uncertified && e.detail.contains("revoked"))
+    );
+    // Carol checked for a list less than a minute ago and may still seal for
+    // bob; the relay, which holds the organisation's list, queues nothing for
+    // a revoked device. A fresh process of hers learns the list at once.
+    carol
+        .send(to("bob"), b"after".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let _ = carol.flush().await;
+    assert_eq!(count(&db, &to_bob), queued_before, "nothing new for bob");
+    carol.close();
+    drop(carol);
+    let carol = env.reopen("carol");
+    carol
+        .send(to("bob"), b"after, again".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let e = carol.flush().await.unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    assert_eq!(count(&db, &to_bob), queued_before, "nothing new for bob");
+    // The revoked device cannot even sign in to fetch what it had.
+    assert!(bob.receive(0).await.is_err());
 }

@@ -369,6 +369,13 @@ impl Client {
         guarded(async { self.engine.install_certificate(certificate).await }).await
     }
 
+    /// Takes a revocation list from the organisation's administrator (`occ
+    /// admin revoke`): kept if it is the organisation's and newer than the
+    /// one held, applied at once, and published on the relay for everyone.
+    pub async fn publish_revocations(&self, list: Vec<u8>) -> Result<()> {
+        guarded(async { self.engine.publish_revocations(list).await }).await
+    }
+
     /// A contact's safety number and known devices, to compare in person
     /// (from what this device knows; no network).
     pub async fn contact_identity(&self, user: &str) -> Result<ContactIdentity> {

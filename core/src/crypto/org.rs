@@ -4,7 +4,7 @@
 //! encrypts only to, and believes only, devices whose certificate verifies.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use occ_protocol::certificate::DeviceCertificate;
+use occ_protocol::certificate::{DeviceCertificate, RevocationList};
 
 /// Why a certificate does not vouch for a device.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +24,41 @@ pub enum CertificateError {
     /// The organisation did not sign it.
     #[error("a certificate not signed by the organisation")]
     BadSignature,
+    /// The organisation revoked the device.
+    #[error("a device the organisation revoked")]
+    Revoked,
+}
+
+/// Parses `bytes` as a revocation list signed by `org_key`.
+pub fn verify_revocations(org_key: &[u8; 32], bytes: &[u8]) -> Option<RevocationList> {
+    let list = RevocationList::parse(bytes).ok()?;
+    let key = VerifyingKey::from_bytes(org_key).ok()?;
+    key.verify_strict(
+        &RevocationList::signed_message(list.version, list.issued_ms, &list.devices),
+        &Signature::from_bytes(&list.signature),
+    )
+    .ok()?;
+    Some(list)
+}
+
+/// Signs a revocation list (the administrator's side).
+pub fn revoke(
+    org: &SigningKey,
+    version: u64,
+    issued_ms: i64,
+    devices: Vec<[u8; 32]>,
+) -> RevocationList {
+    let signature = org
+        .sign(&RevocationList::signed_message(
+            version, issued_ms, &devices,
+        ))
+        .to_bytes();
+    RevocationList {
+        version,
+        issued_ms,
+        devices,
+        signature,
+    }
 }
 
 /// Checks that `cert` is the organisation's (`org_key`) statement that
@@ -132,5 +167,19 @@ mod tests {
             verify_certificate(&pk, Some(b"junk"), "bob", &dev, 150),
             Err(CertificateError::Malformed)
         );
+    }
+
+    #[test]
+    fn only_the_organisations_revocation_list_verifies() {
+        let org = SigningKey::from_bytes(&[1; 32]);
+        let pk = org.verifying_key().to_bytes();
+        let list = revoke(&org, 2, 10, vec![[5; 32]]);
+        assert_eq!(verify_revocations(&pk, &list.encode()), Some(list.clone()));
+        let other = revoke(&SigningKey::from_bytes(&[2; 32]), 2, 10, vec![[5; 32]]);
+        assert_eq!(verify_revocations(&pk, &other.encode()), None);
+        let mut shortened = list.clone();
+        shortened.devices.clear();
+        assert_eq!(verify_revocations(&pk, &shortened.encode()), None);
+        assert_eq!(verify_revocations(&pk, b"junk"), None);
     }
 }

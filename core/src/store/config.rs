@@ -10,6 +10,7 @@ use super::{Store, StoreError, persist_high_water};
 const ENROLMENT: &str = "enrolment";
 const INBOX_CURSOR: &str = "inbox_cursor";
 const PUBLISHED_SIGNED_PREKEY: &str = "published_signed_prekey";
+const REVOCATIONS: &str = "revocations";
 
 fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn
@@ -68,6 +69,16 @@ pub(crate) fn published_signed_prekey(conn: &Connection) -> Result<Option<i64>, 
 /// Records that the relay holds signed prekey `id`.
 pub(crate) fn set_published_signed_prekey(conn: &Connection, id: i64) -> Result<(), StoreError> {
     set(conn, PUBLISHED_SIGNED_PREKEY, &id.to_be_bytes())
+}
+
+/// The newest verified organisation revocation list (encoded), if any.
+pub(crate) fn revocations(conn: &Connection) -> Result<Option<Vec<u8>>, StoreError> {
+    get(conn, REVOCATIONS)
+}
+
+/// Stores a verified revocation list (the caller checked it is newer).
+pub(crate) fn set_revocations(conn: &Connection, list: &[u8]) -> Result<(), StoreError> {
+    set(conn, REVOCATIONS, list)
 }
 
 impl Store {

@@ -18,10 +18,10 @@ use occ_protocol::IdentityKeys;
 use occ_protocol::api::{InboxItem, device_id_hex, parse_device_id};
 
 use super::Engine;
-use crate::crypto::org::{CertificateError, verify_certificate};
+use crate::crypto::org::{CertificateError, verify_certificate, verify_revocations};
 use crate::crypto::{CryptoError, DeviceId, IdentityPublic};
 use crate::error::{Error, Result};
-use crate::store::{SecurityEventKind, Trust, contacts};
+use crate::store::{SecurityEventKind, Trust, config, contacts};
 
 /// How long a directory lookup is reused.
 const DIRECTORY_TTL_MS: i64 = 60_000;
@@ -63,10 +63,11 @@ pub struct ContactDevice {
     pub trust: Trust,
 }
 
-/// Device lists fetched recently.
+/// Device lists fetched recently, and when the revocation list was.
 #[derive(Default)]
 pub(crate) struct Directory {
     cache: Mutex<HashMap<String, (Vec<Device>, i64)>>,
+    revocations_checked_ms: Mutex<Option<i64>>,
 }
 
 /// Parses and verifies an encoded identity.
@@ -102,6 +103,89 @@ impl Engine {
         self.call(move |api| {
             let cert = cert.clone();
             Box::pin(async move { api.install_certificate(&cert).await })
+        })
+        .await
+    }
+
+    /// Keeps `bytes` if it is a revocation list signed by `org` and newer
+    /// than the one held (never an older one); a newer list empties the
+    /// directory cache so it applies at once. Returns whether it was newer.
+    fn keep_revocations(&self, org: &[u8; 32], bytes: &[u8]) -> Result<bool> {
+        let Some(list) = verify_revocations(org, bytes) else {
+            return Err(Error::invalid(
+                "not a revocation list signed by the organisation",
+            ));
+        };
+        let newer = self.with_local(|l| {
+            let held = config::revocations(&l.store.conn)?
+                .and_then(|b| verify_revocations(org, &b))
+                .map_or(0, |h| h.version);
+            if list.version > held {
+                config::set_revocations(&l.store.conn, bytes)?;
+                return Ok(true);
+            }
+            Ok(false)
+        })?;
+        if newer {
+            self.directory
+                .cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        Ok(newer)
+    }
+
+    /// The revoked devices in force: the newest verified list held, after
+    /// asking the relay for a newer one at most once a minute (a relay that
+    /// withholds a newer list is not detected; one that serves a forged or
+    /// older one changes nothing).
+    async fn revoked(&self, org: &[u8; 32], now: i64) -> Result<Vec<[u8; 32]>> {
+        let due = self
+            .directory
+            .revocations_checked_ms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| now.saturating_sub(at) >= DIRECTORY_TTL_MS);
+        if due {
+            let fetched = self
+                .call(|api| Box::pin(async move { api.revocations().await }))
+                .await;
+            match fetched {
+                Ok(Some(bytes)) => {
+                    if self.keep_revocations(org, &bytes).is_err() {
+                        tracing::warn!(
+                            "the relay served a revocation list the organisation did not sign"
+                        );
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::info!("revocation list not refreshed: {e}"),
+            }
+            *self
+                .directory
+                .revocations_checked_ms
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(now);
+        }
+        self.with_local(|l| {
+            Ok(config::revocations(&l.store.conn)?
+                .and_then(|b| verify_revocations(org, &b))
+                .map(|list| list.devices)
+                .unwrap_or_default())
+        })
+    }
+
+    /// Takes a revocation list from the administrator: keeps it if newer and
+    /// publishes it on the relay for everyone else.
+    pub(crate) async fn publish_revocations(&self, bytes: Vec<u8>) -> Result<()> {
+        let org = self.org_key()?.ok_or_else(|| {
+            Error::invalid("this profile was enrolled without an organisation key")
+        })?;
+        self.keep_revocations(&org, &bytes)?;
+        self.call(move |api| {
+            let bytes = bytes.clone();
+            Box::pin(async move { api.publish_revocations(&bytes).await })
         })
         .await
     }
@@ -225,6 +309,10 @@ impl Engine {
             })
             .await?;
         let org_key = self.org_key()?;
+        let revoked = match &org_key {
+            Some(org) => self.revoked(org, now).await?,
+            None => Vec::new(),
+        };
         let mut listed_uncertified = false;
         let mut devices = Vec::new();
         for d in listed.devices {
@@ -242,6 +330,13 @@ impl Engine {
                     &identity.device_id().0,
                     now,
                 )
+                .and_then(|()| {
+                    if revoked.contains(&identity.device_id().0) {
+                        Err(CertificateError::Revoked)
+                    } else {
+                        Ok(())
+                    }
+                })
             {
                 self.uncertified(user, &d.device_id, &why);
                 listed_uncertified = true;
@@ -299,6 +394,10 @@ impl Engine {
     ) -> Result<HashMap<DeviceId, Option<Sender>>> {
         let org_key = self.org_key()?;
         let now = self.with_local(|l| Ok(l.store.now_ms()))?;
+        let revoked = match &org_key {
+            Some(org) => self.revoked(org, now).await?,
+            None => Vec::new(),
+        };
         let mut out = HashMap::new();
         for item in items {
             let Some(id) = parse_device_id(&item.sender_device) else {
@@ -309,6 +408,12 @@ impl Engine {
                 continue;
             }
             let known = self.with_local(|l| Ok(contacts::user_of(&l.store.conn, &id.0)?))?;
+            if revoked.contains(&id.0) {
+                let user = known.clone().unwrap_or_default();
+                self.uncertified(&user, &id.to_hex(), &CertificateError::Revoked);
+                out.insert(id, None);
+                continue;
+            }
             let sender = match known {
                 Some(user) => Some(Sender {
                     user,

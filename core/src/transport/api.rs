@@ -464,6 +464,37 @@ impl ApiClient {
         Ok(())
     }
 
+    /// The organisation's current revocation list, if the relay has one
+    /// (the caller verifies it).
+    pub async fn revocations(&self) -> Result<Option<Vec<u8>>, TransportError> {
+        match self
+            .get::<RevocationsResponse>(
+                "/revocations",
+                Duration::from_secs(30),
+                MAX_PAGE_ANSWER_BYTES,
+            )
+            .await
+        {
+            Ok(r) => Ok(Some(r.list.0)),
+            Err(TransportError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes a revocation list signed by the organisation.
+    pub async fn publish_revocations(&self, list: &[u8]) -> Result<(), TransportError> {
+        let _: serde_json::Value = self
+            .post(
+                "/revocations",
+                &RevocationsResponse {
+                    list: list.to_vec().into(),
+                },
+                true,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Uploads prekeys.
     pub async fn upload_prekeys(&self, up: &PreKeyUpload) -> Result<PreKeyCount, TransportError> {
         self.post("/prekeys", up, true).await
