@@ -25,6 +25,7 @@ fn note(text: &str) {
     println!("   {text}");
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn person(
     root: &Path,
     name: &str,
@@ -32,6 +33,7 @@ async fn person(
     pin: &str,
     ca: &str,
     push: Option<&str>,
+    org: &ed25519_dalek::SigningKey,
 ) -> Result<Client, Fail> {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir)
@@ -48,9 +50,18 @@ async fn person(
             },
             user: name.into(),
             push_endpoint: push.map(str::to_string),
-            org_key: None,
+            org_key: Some(hex::encode(org.verifying_key().to_bytes())),
         })
         .await?;
+    // The administrator certifies the new device for a year; the device
+    // installs its certificate on the relay.
+    let device: [u8; 32] = hex::decode(client.device_id().await?)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Fail("device id".into()))?;
+    let now = client.now_ms().await?;
+    let cert = occ_core::crypto::org::certify(org, name, &device, now, now + 365 * 86_400_000);
+    client.install_certificate(cert.encode()).await?;
     Ok(client)
 }
 
@@ -87,16 +98,20 @@ pub(crate) async fn run() -> Result<(), Fail> {
         "2. Three responders enrol: alice, bob and carol",
         "Each device checks the relay's certificate chain against the CA, then the key pin on the\n\
          validated chain, then the relay's signed acknowledgement of a fresh nonce; only then does it\n\
-         register its identity key, signed prekey and one-time prekeys.",
+         register its identity key, signed prekey and one-time prekeys. Each pins the organisation's\n\
+         key, which the administrator holds off the relay and uses to certify every device: from now\n\
+         on a device without a valid certificate is neither messaged nor believed.",
     );
+    let org = ed25519_dalek::SigningKey::from_bytes(DbKey::generate()?.as_bytes());
     let dev_ca = occ_relay::DevCa::load_dev(&root.join("relay"))
         .map_err(|e| Fail(format!("dev CA: {e}")))?;
     let push = PushSink::start(&dev_ca)
         .await
         .map_err(|e| Fail(format!("push endpoint: {e}")))?;
-    let alice = person(root, "alice", &url, &relay.pin, &ca, None).await?;
-    let bob = person(root, "bob", &url, &relay.pin, &ca, Some(&push.url)).await?;
-    let carol = person(root, "carol", &url, &relay.pin, &ca, None).await?;
+    let alice = person(root, "alice", &url, &relay.pin, &ca, None, &org).await?;
+    let bob = person(root, "bob", &url, &relay.pin, &ca, Some(&push.url), &org).await?;
+    let carol = person(root, "carol", &url, &relay.pin, &ca, None, &org).await?;
+    note("organisation certificates installed for all three devices");
     let session = alice.connect().await?;
     let service_key = alice
         .enrolment()
@@ -266,7 +281,7 @@ pub(crate) async fn run() -> Result<(), Fail> {
         impostor.url(),
         impostor.pin
     ));
-    match person(root, "dave", &impostor.url(), &relay.pin, &ca, None).await {
+    match person(root, "dave", &impostor.url(), &relay.pin, &ca, None, &org).await {
         Err(Fail(reason)) if reason.contains("pin") => {
             note(&format!("dave's device refuses: {reason}"))
         }
