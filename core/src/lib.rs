@@ -27,6 +27,15 @@
 //!   would hold diverging copies of its one-time prekeys.
 //! - The relay reports the one-time-prekey count with every inbox page, so
 //!   upkeep needs no extra request.
+//! - Trusted time adopts a signed server time more than 10 minutes ahead
+//!   only when a second one a minute later corroborates it (see
+//!   [`retention`]); DESIGN.md adopts any later signed time.
+//! - Identity answers from the relay (directory, device lookup, bundles) must
+//!   carry the service key's signature over the client's fresh nonce, so a
+//!   party past the TLS pins cannot answer them.
+//! - Identities: organisation-certified when an organisation key is pinned
+//!   at enrolment, trust on first use with key-change holds otherwise
+//!   (`sync/directory.rs`, `store/contacts.rs`).
 //! - Benchmarks are bench binaries with an alternating A/B harness instead
 //!   of criterion: criterion measures each function in its own phase, so a
 //!   noisy neighbour skewed ratios by up to half; interleaved rounds with a

@@ -22,6 +22,14 @@
 //! operator-listed gateway hosts with redirects never followed. Health and
 //! Prometheus metrics are served on a separate listener ([`metrics`]).
 //!
+//! Identities: answers that carry them (a user's devices, a device's owner, a
+//! prekey bundle) are signed by the service key over the client's nonce and
+//! the exact body. Each device may install its organisation certificate
+//! (checked only for naming the device and its user: the relay never holds
+//! the organisation key and clients verify); given the organisation's public
+//! key, the relay accepts only newer revocation lists it signed, never queues
+//! envelopes for a revoked device and refuses it tokens.
+//!
 //! Invariants:
 //! - The relay sees only ciphertext envelopes and routing metadata.
 //! - Every route but session start, registration and the challenge needs a

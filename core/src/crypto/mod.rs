@@ -9,6 +9,9 @@
 //! - [`session`]: a pairwise [`Session`] (handshake + ratchet + persistence).
 //! - [`group`]: thread sender keys ([`ThreadKeys`]).
 //! - [`kdf`]: KDFs, AEAD, randomness, the zeroizing [`Key32`].
+//! - [`org`]: organisation certificates and revocation lists (verify; and
+//!   sign, for the administrator's tool).
+//! - [`safety`]: safety numbers to compare in person.
 //!
 //! Invariants shared by every type here:
 //! - Secrets are zeroized on drop and never appear in `Debug` output or in
