@@ -131,3 +131,107 @@ async fn a_relay_that_substitutes_bobs_key_is_held_until_accepted() {
     );
     assert!(alice.accept_identity("nobody", false).await.is_err());
 }
+
+/// Only a thread's admin (its creator) changes its members: bob, a member,
+/// cannot add mallory from his client, and a hand-made member list from him
+/// is refused by carol; alice, the admin, can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_admin_membership_change_is_refused() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    let _mallory = env.client("mallory").await;
+    let thread = |add: &[&str]| occ_core::Recipient::Thread {
+        id: "ops".into(),
+        members: add.iter().map(|s| s.to_string()).collect(),
+    };
+    alice
+        .send(thread(&["bob", "carol"]), b"ops open".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    bob.receive(0).await.unwrap();
+    carol.receive(0).await.unwrap();
+
+    // Bob's own client will not add anyone.
+    let e = bob
+        .send(thread(&["mallory"]), b"join us".to_vec(), 600, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, occ_core::Error::InvalidInput { reason } if reason.contains("alice")),
+        "{e:?}"
+    );
+    // Nor remove anyone.
+    assert!(bob.remove_member("ops", "carol").await.is_err());
+
+    // A hand-made update from a member who is not the admin: refused.
+    let mut raw = env.raw_device("bob2").await;
+    raw.user = "bob".into();
+    let db = common::relay_db_rw(&env.relay_dir);
+    // (The relay operator files the raw device under bob, and carol has
+    // accepted it, so only the admin rule stands in the way.)
+    db.execute_batch(&format!(
+        "UPDATE devices SET user = 'bob' WHERE device_id = '{}';",
+        raw.device_id()
+    ))
+    .unwrap();
+    let carol_device = carol.device_id().await.unwrap();
+    let info = occ_protocol::payload::Payload::ThreadInfo(occ_protocol::payload::ThreadInfo {
+        thread_id: "ops".into(),
+        title: "taken over".into(),
+        members: vec![
+            "alice".into(),
+            "bob".into(),
+            "carol".into(),
+            "mallory".into(),
+        ],
+    })
+    .encode()
+    .to_vec();
+    raw.send_payload(&carol_device, &info).await;
+    let r = carol.receive(0).await.unwrap();
+    // First sight of the second "bob" device is a key change (held); accept
+    // it and have the same update arrive again.
+    assert!(matches!(r.items[0].outcome, ItemOutcome::Rejected { .. }));
+    carol.accept_identity("bob", false).await.unwrap();
+    raw.send_payload(&carol_device, &info).await;
+    let r = carol.receive(0).await.unwrap();
+    match &r.items[0].outcome {
+        ItemOutcome::Rejected { kind, reason } => {
+            assert_eq!(*kind, SecurityEventKind::NonMember);
+            assert!(reason.contains("admin"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut members = carol.thread_members("ops").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["alice", "bob", "carol"]);
+    assert_ne!(
+        carol
+            .threads()
+            .await
+            .unwrap()
+            .iter()
+            .find(|t| t.id == "ops")
+            .unwrap()
+            .title,
+        "taken over"
+    );
+
+    // The admin adds mallory: everyone takes it.
+    alice
+        .send(thread(&["mallory"]), b"welcome".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    carol.receive(0).await.unwrap();
+    assert!(
+        carol
+            .thread_members("ops")
+            .await
+            .unwrap()
+            .contains(&"mallory".to_string())
+    );
+}

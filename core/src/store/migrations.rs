@@ -160,6 +160,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE contacts ADD COLUMN trust INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 6: the admin of each group thread (its creator), who alone changes its
+    // members; NULL for threads from before (any member, as then).
+    r#"
+    ALTER TABLE threads ADD COLUMN admin TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -325,9 +325,9 @@ fn metadata_is_forgotten_after_its_retention_and_state_is_kept() {
     store
         .conn
         .execute_batch(&format!(
-            "INSERT INTO threads VALUES ('dm-old', 'old chat', 0, {T0}, {T0});
-             INSERT INTO threads VALUES ('dm-busy', 'busy chat', 0, {T0}, {T0});
-             INSERT INTO threads VALUES ('grp', 'the group', 1, {T0}, {T0});
+            "INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES ('dm-old', 'old chat', 0, {T0}, {T0});
+             INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES ('dm-busy', 'busy chat', 0, {T0}, {T0});
+             INSERT INTO threads (id, title, kind, created_ms, last_ms) VALUES ('grp', 'the group', 1, {T0}, {T0});
              INSERT INTO thread_members VALUES ('grp', 'carol');
              INSERT INTO contacts (device_id, user, identity, first_seen_ms) VALUES (x'01', 'stranger', x'00', {T0});
              INSERT INTO contacts (device_id, user, identity, first_seen_ms) VALUES (x'02', 'carol', x'00', {T0});

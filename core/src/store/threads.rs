@@ -5,7 +5,7 @@
 //! `upsert_in`, which says what happens to an existing row: mark it active,
 //! rename it, or leave it. Ids follow [`occ_protocol::ids`].
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
 
@@ -111,6 +111,31 @@ pub(crate) fn upsert_in(
 }
 
 /// Members of a thread, sorted.
+/// The thread's admin (its creator), if recorded.
+pub(crate) fn admin_of(conn: &Connection, thread_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT admin FROM threads WHERE id = ?1",
+            [thread_id],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Records the thread's admin unless one is recorded already.
+pub(crate) fn set_admin_if_unset_in(
+    conn: &Connection,
+    thread_id: &str,
+    user: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE threads SET admin = ?2 WHERE id = ?1 AND admin IS NULL",
+        params![thread_id, user],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn members(conn: &Connection, thread_id: &str) -> Result<Vec<String>, StoreError> {
     let mut stmt =
         conn.prepare_cached("SELECT user FROM thread_members WHERE thread_id = ?1 ORDER BY user")?;

@@ -179,7 +179,7 @@ impl Local {
         let tx = self.store.conn.transaction()?;
         store_threads::upsert_in(&tx, &thread_id, &title, kind, now, OnExisting::MarkActive)?;
         if let Some(members) = &members {
-            record_members_in(&tx, &thread_id, members)?;
+            record_members_in(&tx, &me, &thread_id, members)?;
         }
         messages::insert_in(
             &tx,

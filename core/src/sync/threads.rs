@@ -6,6 +6,10 @@
 //!   a member's `ThreadInfo` update arrives, or when we remove someone. Any
 //!   change makes the next message re-seal our sender key and the list to
 //!   every member device.
+//! - Its admin is its creator (whoever we first hear the member list from,
+//!   or ourselves): only the admin adds, removes or renames; other members'
+//!   updates must repeat the current list (`threads.admin`, migration 6).
+//!   Threads from before have no admin and keep the old rule.
 //! - Removing a member forgets their sender keys and rotates ours, so nothing
 //!   sent afterwards is readable by them; a received update that drops members
 //!   does the same on the receiving side.
@@ -69,7 +73,8 @@ pub(crate) fn members_for_send(
             occ_protocol::ids::DIRECT_THREAD_PREFIX
         )));
     }
-    let mut all = store_threads::members(conn, id)?;
+    let current = store_threads::members(conn, id)?;
+    let mut all = current.clone();
     for m in add.iter().map(String::as_str).chain(std::iter::once(me)) {
         if !occ_protocol::ids::valid_user_name(m) {
             return Err(Error::invalid(format!("invalid user name {m:?}")));
@@ -81,6 +86,15 @@ pub(crate) fn members_for_send(
     all.sort();
     if all.len() < 2 {
         return Err(Error::invalid("a thread needs at least one other member"));
+    }
+    if !current.is_empty()
+        && all != current
+        && let Some(admin) = store_threads::admin_of(conn, id)?
+        && admin != me
+    {
+        return Err(Error::invalid(format!(
+            "only {admin}, who created {id}, changes its members"
+        )));
     }
     if all.len() > occ_protocol::payload::MAX_MEMBERS {
         return Err(Error::invalid(format!(
@@ -95,8 +109,18 @@ pub(crate) fn members_for_send(
 /// it changed, everyone must learn it: the next seal sends it (with our
 /// current sender key, which receivers already know and ignore) to every
 /// member device again.
-pub(crate) fn record_members_in(conn: &Connection, id: &str, members: &[String]) -> Result<()> {
-    if store_threads::members(conn, id)? != members {
+pub(crate) fn record_members_in(
+    conn: &Connection,
+    me: &str,
+    id: &str,
+    members: &[String],
+) -> Result<()> {
+    let current = store_threads::members(conn, id)?;
+    if current.is_empty() {
+        // A thread we create: we are its admin.
+        store_threads::set_admin_if_unset_in(conn, id, me)?;
+    }
+    if current != members {
         store_threads::set_members_in(conn, id, members)?;
         distributions::forget_shared_in(conn, id)?;
     }
@@ -126,6 +150,13 @@ impl Local {
         }
         if user == me {
             return Err(Error::invalid("cannot remove yourself from a thread"));
+        }
+        if let Some(admin) = store_threads::admin_of(&self.store.conn, thread_id)?
+            && admin != me
+        {
+            return Err(Error::invalid(format!(
+                "only {admin}, who created {thread_id}, removes members"
+            )));
         }
         let remaining: Vec<String> = members.into_iter().filter(|m| m != user).collect();
         let now = self.store.now_ms();
@@ -248,18 +279,48 @@ pub(crate) fn apply_thread_info(
             ),
         ));
     }
+    // Only the thread's admin (its creator) changes its members or title;
+    // other members' updates must repeat the current list.
+    let admin = store_threads::admin_of(conn, &info.thread_id)?;
+    if !current.is_empty()
+        && let Some(admin) = &admin
+        && admin != sender_user
+    {
+        let mut proposed = info.members.clone();
+        proposed.sort();
+        let mut unchanged = current.clone();
+        unchanged.sort();
+        if proposed != unchanged {
+            return Err(Refusal::refused(
+                SecurityEventKind::NonMember,
+                format!(
+                    "{sender_user} changed the members of {} but only its admin {admin} may",
+                    info.thread_id
+                ),
+            ));
+        }
+    }
     if !info.members.iter().any(|m| m == me) {
         // Not for us (we are not in it); nothing to keep.
         return Ok(());
     }
+    let rename = if current.is_empty() || admin.as_deref().is_none_or(|a| a == sender_user) {
+        OnExisting::Rename
+    } else {
+        OnExisting::Keep
+    };
     store_threads::upsert_in(
         conn,
         &info.thread_id,
         &info.title,
         ThreadKind::Group,
         now,
-        OnExisting::Rename,
+        rename,
     )?;
+    if current.is_empty() {
+        // The first member list we hear of names its sender as the admin.
+        store_threads::set_admin_if_unset_in(conn, &info.thread_id, sender_user)?;
+    }
     store_threads::set_members_in(conn, &info.thread_id, &info.members)?;
     let removed: Vec<&String> = current
         .iter()
