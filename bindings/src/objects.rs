@@ -212,6 +212,11 @@ impl Client {
         self.0.publish_revocations(list).await
     }
 
+    /// A new group thread id bound to this user.
+    pub async fn new_thread_id(&self) -> Result<String> {
+        self.0.new_thread_id().await
+    }
+
     /// A contact's safety number and devices (compare it in person).
     pub async fn contact_identity(&self, user: String) -> Result<ContactIdentity> {
         self.0.contact_identity(&user).await

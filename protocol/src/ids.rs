@@ -52,6 +52,17 @@ pub fn valid_user_name(s: &str) -> bool {
     })
 }
 
+/// The creator a thread id is bound to: ids of the form
+/// `g:<user>:<32 hex digits>` (a random 128-bit value under the creator's
+/// name) belong to `<user>`, who alone may create the thread or change its
+/// members; nobody else can squat them.
+pub fn bound_thread_admin(id: &str) -> Option<&str> {
+    let rest = id.strip_prefix("g:")?;
+    let (user, random) = rest.split_once(':')?;
+    let hex = random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    (valid_user_name(user) && hex).then_some(user)
+}
+
 /// Whether `id` names a direct (1:1) thread.
 pub fn is_direct_thread_id(id: &str) -> bool {
     id.starts_with(DIRECT_THREAD_PREFIX)
@@ -108,5 +119,23 @@ mod tests {
     fn direct_prefix() {
         assert!(is_direct_thread_id("dm-abc"));
         assert!(!is_direct_thread_id("ops"));
+    }
+
+    #[test]
+    fn bound_thread_ids_name_their_creator() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        assert_eq!(bound_thread_admin(&format!("g:alice:{hex}")), Some("alice"));
+        assert!(valid_thread_id(&format!("g:alice:{hex}")));
+        for not_bound in [
+            "incident-42".to_string(),
+            format!("g:alice:{}", &hex[..31]),
+            format!("g:alice:{hex}0"),
+            format!("g:Alice:{hex}"),
+            format!("g::{hex}"),
+            format!("x:alice:{hex}"),
+            format!("g:alice:{}", "z".repeat(32)),
+        ] {
+            assert_eq!(bound_thread_admin(&not_bound), None, "{not_bound}");
+        }
     }
 }

@@ -235,3 +235,64 @@ async fn a_non_admin_membership_change_is_refused() {
             .contains(&"mallory".to_string())
     );
 }
+
+/// A thread id bound to its creator (`g:alice:<random>`) cannot be squatted:
+/// mallory, who learned the id, starts it with bob first — refused — and
+/// alice's real thread then works for bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_thread_id_cannot_be_squatted() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let mallory = env.client("mallory").await;
+    let id = alice.new_thread_id().await.unwrap();
+    assert!(id.starts_with("g:alice:"), "{id}");
+    // Mallory's own client will not start alice's thread.
+    let squat = occ_core::Recipient::Thread {
+        id: id.clone(),
+        members: vec!["bob".into()],
+    };
+    assert!(matches!(
+        mallory.send(squat, b"first!".to_vec(), 600, None).await,
+        Err(occ_core::Error::InvalidInput { .. })
+    ));
+    // A hand-made one from her device is refused by bob.
+    let mut raw = env.raw_device("mallory2").await;
+    let bob_device = bob.device_id().await.unwrap();
+    let info = occ_protocol::payload::Payload::ThreadInfo(occ_protocol::payload::ThreadInfo {
+        thread_id: id.clone(),
+        title: "squatted".into(),
+        members: vec!["bob".into(), "mallory2".into()],
+    })
+    .encode()
+    .to_vec();
+    raw.send_payload(&bob_device, &info).await;
+    let r = bob.receive(0).await.unwrap();
+    match &r.items[0].outcome {
+        ItemOutcome::Rejected { kind, reason } => {
+            assert_eq!(*kind, SecurityEventKind::NonMember);
+            assert!(reason.contains("belongs to its admin alice"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(bob.thread_members(&id).await.unwrap_or_default().is_empty());
+    // Alice's real thread.
+    alice
+        .send(
+            occ_core::Recipient::Thread {
+                id: id.clone(),
+                members: vec!["bob".into()],
+            },
+            b"the real one".to_vec(),
+            600,
+            None,
+        )
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    let r = bob.receive(0).await.unwrap();
+    assert_eq!(r.received().len(), 1, "{r:?}");
+    let mut members = bob.thread_members(&id).await.unwrap();
+    members.sort();
+    assert_eq!(members, ["alice", "bob"]);
+}

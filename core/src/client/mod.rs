@@ -376,6 +376,17 @@ impl Client {
         guarded(async { self.engine.publish_revocations(list).await }).await
     }
 
+    /// A new group thread id bound to this user (`g:<user>:<128 random
+    /// bits>`): nobody else can start a thread under it or change its
+    /// members. Send to it with [`Recipient::Thread`] to create the thread.
+    pub async fn new_thread_id(&self) -> Result<String> {
+        guarded(async {
+            let me = self.engine.with_local(|l| l.user())?;
+            crate::sync::threads::new_thread_id(&me)
+        })
+        .await
+    }
+
     /// A contact's safety number and known devices, to compare in person
     /// (from what this device knows; no network).
     pub async fn contact_identity(&self, user: &str) -> Result<ContactIdentity> {

@@ -10,6 +10,9 @@
 //!   or ourselves): only the admin adds, removes or renames; other members'
 //!   updates must repeat the current list (`threads.admin`, migration 6).
 //!   Threads from before have no admin and keep the old rule.
+//! - Ids of the form `g:<user>:<128 random bits>` (`Client::new_thread_id`)
+//!   are bound to `<user>`: nobody else can start the thread, so it cannot be
+//!   squatted; free-form ids take their first member list's sender as admin.
 //! - Removing a member forgets their sender keys and rotates ours, so nothing
 //!   sent afterwards is readable by them; a received update that drops members
 //!   does the same on the receiving side.
@@ -53,6 +56,25 @@ pub(crate) fn secs(now_ms: i64) -> u64 {
     u64::try_from(now_ms / 1000).unwrap_or(0)
 }
 
+/// A thread's admin: the creator its id is bound to, else the one recorded.
+pub(crate) fn thread_admin(conn: &Connection, id: &str) -> Result<Option<String>> {
+    if let Some(creator) = occ_protocol::ids::bound_thread_admin(id) {
+        return Ok(Some(creator.to_string()));
+    }
+    Ok(store_threads::admin_of(conn, id)?)
+}
+
+/// A new thread id bound to `me` (see `occ_protocol::ids::bound_thread_admin`).
+pub(crate) fn new_thread_id(me: &str) -> Result<String> {
+    let id = format!("g:{me}:{}", super::random_hex::<16>()?);
+    if !occ_protocol::ids::valid_thread_id(&id) {
+        return Err(Error::invalid(
+            "user names longer than 29 characters cannot create bound thread ids",
+        ));
+    }
+    Ok(id)
+}
+
 /// The member list a message to thread `id` goes to: the current members
 /// plus `add` plus ourselves, sorted. Refuses invalid names and reserved ids.
 pub(crate) fn members_for_send(
@@ -87,9 +109,17 @@ pub(crate) fn members_for_send(
     if all.len() < 2 {
         return Err(Error::invalid("a thread needs at least one other member"));
     }
+    if let Some(creator) = occ_protocol::ids::bound_thread_admin(id)
+        && current.is_empty()
+        && creator != me
+    {
+        return Err(Error::invalid(format!(
+            "{id} belongs to {creator}: only they can start it"
+        )));
+    }
     if !current.is_empty()
         && all != current
-        && let Some(admin) = store_threads::admin_of(conn, id)?
+        && let Some(admin) = thread_admin(conn, id)?
         && admin != me
     {
         return Err(Error::invalid(format!(
@@ -151,7 +181,7 @@ impl Local {
         if user == me {
             return Err(Error::invalid("cannot remove yourself from a thread"));
         }
-        if let Some(admin) = store_threads::admin_of(&self.store.conn, thread_id)?
+        if let Some(admin) = thread_admin(&self.store.conn, thread_id)?
             && admin != me
         {
             return Err(Error::invalid(format!(
@@ -281,7 +311,19 @@ pub(crate) fn apply_thread_info(
     }
     // Only the thread's admin (its creator) changes its members or title;
     // other members' updates must repeat the current list.
-    let admin = store_threads::admin_of(conn, &info.thread_id)?;
+    let admin = thread_admin(conn, &info.thread_id)?;
+    if current.is_empty()
+        && let Some(creator) = occ_protocol::ids::bound_thread_admin(&info.thread_id)
+        && creator != sender_user
+    {
+        return Err(Refusal::refused(
+            SecurityEventKind::NonMember,
+            format!(
+                "{sender_user} tried to start {}, which belongs to its admin {creator}",
+                info.thread_id
+            ),
+        ));
+    }
     if !current.is_empty()
         && let Some(admin) = &admin
         && admin != sender_user
