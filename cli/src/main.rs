@@ -129,7 +129,8 @@ enum Command {
         /// Recipient user(s), comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         to: Vec<String>,
-        /// Thread id: send in this thread (with the recipients as members).
+        /// Thread id: send in this thread (with the recipients as members);
+        /// `new` starts a thread with a fresh id bound to you (printed).
         #[arg(long)]
         thread: Option<String>,
         /// Time To Live in seconds.
@@ -407,10 +408,20 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         } => {
             let client = open(profile(&cli)?)?;
             let recipient = match (thread, to.as_slice()) {
-                (Some(id), members) => Recipient::Thread {
-                    id: id.clone(),
-                    members: members.to_vec(),
-                },
+                (Some(id), members) => {
+                    // `new`: a fresh id bound to this user (cannot be squatted).
+                    let id = if id == "new" {
+                        let id = client.new_thread_id().await?;
+                        println!("thread {id}");
+                        id
+                    } else {
+                        id.clone()
+                    };
+                    Recipient::Thread {
+                        id,
+                        members: members.to_vec(),
+                    }
+                }
                 (None, [one]) => Recipient::User { name: one.clone() },
                 (None, _) => return Err(Fail("several recipients need --thread ID".into())),
             };

@@ -136,6 +136,29 @@ fn init_send_sync_and_json_output_end_to_end() {
         "thread hello",
     ]));
     ok(&occ(&["--profile", &a, "sync"]));
+    // A thread with a fresh id bound to its creator.
+    let made = ok(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--thread",
+        "new",
+        "--ttl",
+        "600",
+        "bound thread",
+    ]));
+    let bound = made
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("thread ")
+        .unwrap()
+        .to_string();
+    assert!(bound.starts_with("g:alice:"), "{made}");
+    assert!(ok(&occ(&["--profile", &b, "sync"])).contains("received 1"));
+    assert!(ok(&occ(&["--profile", &b, "threads"])).contains(&bound));
     let json: serde_json::Value = serde_json::from_str(&ok(&occ(&[
         "--profile",
         &a,
