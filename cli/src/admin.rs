@@ -17,6 +17,13 @@ use crate::Fail;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// The hex content of a file handed over by the administrator.
+pub(crate) fn read_hex_file(file: &Path, what: &str) -> Result<Vec<u8>, Fail> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Fail(format!("cannot read {}: {e}", file.display())))?;
+    hex::decode(text.trim()).map_err(|_| Fail(format!("the {what} file holds hex")))
+}
+
 /// Creates a new organisation key at `out`; returns its public key (hex).
 pub(crate) fn keygen(out: &Path) -> Result<String, Fail> {
     let seed = occ_core::store::DbKey::generate()?;
@@ -44,6 +51,23 @@ fn load(key_file: &Path) -> Result<SigningKey, Fail> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| Fail(format!("{} is not an organisation key", key_file.display())))?;
     Ok(SigningKey::from_bytes(&seed))
+}
+
+/// A device id given as 64 hex characters.
+fn device_id(hex_id: &str) -> Result<[u8; 32], Fail> {
+    hex::decode(hex_id)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| Fail(format!("{hex_id} is not a device id (64 hex characters)")))
+}
+
+/// The wall clock, ms since the epoch (the administrator's machine).
+fn now_ms() -> Result<i64, Fail> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| Fail(format!("the clock: {e}")))?
+        .as_millis();
+    i64::try_from(now).map_err(|_| Fail("the clock is out of range".into()))
 }
 
 /// Signs revocation list `version` naming `devices` (hex ids); returns it
@@ -87,15 +111,8 @@ pub(crate) fn certify_device(
             "a user name is 1 to 64 characters of a-z 0-9 . _ -".into(),
         ));
     }
-    let device: [u8; 32] = hex::decode(device)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Fail("a device id is 64 hex characters".into()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| Fail(format!("the clock: {e}")))?
-        .as_millis();
-    let now = i64::try_from(now).map_err(|_| Fail("the clock is out of range".into()))?;
+    let device = device_id(device)?;
+    let now = now_ms()?;
     let until = now.saturating_add(i64::from(days).saturating_mul(DAY_MS));
     Ok(hex::encode(
         certify(&org, user, &device, now, until).encode(),

@@ -344,10 +344,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Command::Certificate {
             command: CertificateCommand::Revocations { file },
         } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| Fail(format!("cannot read {}: {e}", file.display())))?;
-            let list = hex::decode(text.trim())
-                .map_err(|_| Fail("the revocation list file holds hex".into()))?;
+            let list = admin::read_hex_file(file, "revocation list")?;
             let client = open(profile(&cli)?)?;
             client.publish_revocations(list).await?;
             println!("revocation list applied and published");
@@ -356,10 +353,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Command::Certificate {
             command: CertificateCommand::Install { file },
         } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| Fail(format!("cannot read {}: {e}", file.display())))?;
-            let cert = hex::decode(text.trim())
-                .map_err(|_| Fail("the certificate file holds hex".into()))?;
+            let cert = admin::read_hex_file(file, "certificate")?;
             let client = open(profile(&cli)?)?;
             client.install_certificate(cert).await?;
             println!("certificate installed");

@@ -22,15 +22,9 @@ use occ_core::{Client, Error, ItemOutcome, SecurityEventKind};
 
 const HOUR: i64 = 3_600_000;
 
+/// A fresh organisation key (any 32 random bytes are an Ed25519 seed).
 fn org_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    getrandom_seed(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
-
-fn getrandom_seed(seed: &mut [u8; 32]) {
-    let k = occ_core::store::DbKey::generate().unwrap();
-    seed.copy_from_slice(&k.as_bytes()[..32]);
+    SigningKey::from_bytes(occ_core::store::DbKey::generate().unwrap().as_bytes())
 }
 
 async fn member(env: &Env, org: &SigningKey, name: &str) -> Client {

@@ -197,12 +197,18 @@ impl Engine {
             }
             _ => return,
         };
-        tracing::warn!("security event {kind}: {detail}");
-        let recorded = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
-        if let Err(err) = recorded {
+        if let Err(err) = self.raise(kind, detail) {
             tracing::warn!("could not record a security event: {err}");
         }
+    }
+
+    /// Logs, records and raises (as a `SecurityAlert`) a security event; the
+    /// alert goes out even if recording fails, whose error is returned.
+    pub(crate) fn raise(&self, kind: SecurityEventKind, detail: String) -> Result<()> {
+        tracing::warn!("security event {kind}: {detail}");
+        let recorded = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
         self.events.alert(kind, detail);
+        recorded
     }
 
     /// Feeds a verified server time to trusted time; a far-ahead time that
@@ -211,14 +217,13 @@ impl Engine {
     fn observe_server_time(&self, server_ms: i64) -> Result<i64> {
         let (outcome, now) = self.with_local(|l| Ok(l.store.observe_server_time(server_ms)?))?;
         if let ServerTime::Held { lead_ms } = outcome {
-            let kind = SecurityEventKind::TimeJump;
-            let detail = format!(
-                "signed server time {server_ms} is {lead_ms} ms ahead of trusted time; \
-                 not adopted until a later signed time confirms it"
-            );
-            tracing::warn!("security event {kind}: {detail}");
-            self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?))?;
-            self.events.alert(kind, detail);
+            self.raise(
+                SecurityEventKind::TimeJump,
+                format!(
+                    "signed server time {server_ms} is {lead_ms} ms ahead of trusted time; \
+                     not adopted until a later signed time confirms it"
+                ),
+            )?;
         }
         Ok(now)
     }

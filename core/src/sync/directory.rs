@@ -11,7 +11,7 @@
 //! raised as a `SecurityAlert`, and sending to that user is held
 //! ([`Error::KeyChanged`]) until the user accepts it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use occ_protocol::IdentityKeys;
@@ -80,12 +80,7 @@ pub(crate) fn identity_from(bytes: &[u8]) -> Result<IdentityPublic> {
 
 impl Engine {
     fn directory_refused(&self, detail: String) -> Error {
-        let _ = self.with_local(|l| {
-            Ok(l.store
-                .record_security_event(SecurityEventKind::DirectoryMismatch, &detail)?)
-        });
-        self.events
-            .alert(SecurityEventKind::DirectoryMismatch, detail.clone());
+        let _ = self.raise(SecurityEventKind::DirectoryMismatch, detail.clone());
         Error::untrusted(detail)
     }
 
@@ -140,7 +135,7 @@ impl Engine {
     /// asking the relay for a newer one at most once a minute (a relay that
     /// withholds a newer list is not detected; one that serves a forged or
     /// older one changes nothing).
-    async fn revoked(&self, org: &[u8; 32], now: i64) -> Result<Vec<[u8; 32]>> {
+    async fn revoked(&self, org: &[u8; 32], now: i64) -> Result<HashSet<[u8; 32]>> {
         let due = self
             .directory
             .revocations_checked_ms
@@ -171,7 +166,7 @@ impl Engine {
         self.with_local(|l| {
             Ok(config::revocations(&l.store.conn)?
                 .and_then(|b| verify_revocations(org, &b))
-                .map(|list| list.devices)
+                .map(|list| list.devices.into_iter().collect())
                 .unwrap_or_default())
         })
     }
@@ -203,26 +198,24 @@ impl Engine {
     /// Records and raises a device refused for want of a valid organisation
     /// certificate.
     pub(crate) fn uncertified(&self, user: &str, device: &str, why: &CertificateError) {
-        let kind = SecurityEventKind::Uncertified;
-        let detail = format!(
-            "the relay lists device {}… for {user} with {why}; it is neither messaged nor believed",
-            device.get(..16).unwrap_or(device)
+        let _ = self.raise(
+            SecurityEventKind::Uncertified,
+            format!(
+                "the relay lists device {}… for {user} with {why}; it is neither messaged nor believed",
+                device.get(..16).unwrap_or(device)
+            ),
         );
-        tracing::warn!("security event {kind}: {detail}");
-        let _ = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
-        self.events.alert(kind, detail);
     }
 
     /// Records and raises a key change of `user` (a new device `device`).
     pub(crate) fn key_changed(&self, user: &str, device: &str) {
-        let kind = SecurityEventKind::KeyChanged;
-        let detail = format!(
-            "{user} has a new identity key (device {}…); messages to and from it are held until you compare safety numbers and accept",
-            device.get(..16).unwrap_or(device)
+        let _ = self.raise(
+            SecurityEventKind::KeyChanged,
+            format!(
+                "{user} has a new identity key (device {}…); messages to and from it are held until you compare safety numbers and accept",
+                device.get(..16).unwrap_or(device)
+            ),
         );
-        tracing::warn!("security event {kind}: {detail}");
-        let _ = self.with_local(|l| Ok(l.store.record_security_event(kind, &detail)?));
-        self.events.alert(kind, detail);
     }
 
     /// The safety number with `user` and their devices as this device knows
@@ -311,7 +304,7 @@ impl Engine {
         let org_key = self.org_key()?;
         let revoked = match &org_key {
             Some(org) => self.revoked(org, now).await?,
-            None => Vec::new(),
+            None => HashSet::new(),
         };
         let mut listed_uncertified = false;
         let mut devices = Vec::new();
@@ -396,7 +389,7 @@ impl Engine {
         let now = self.with_local(|l| Ok(l.store.now_ms()))?;
         let revoked = match &org_key {
             Some(org) => self.revoked(org, now).await?,
-            None => Vec::new(),
+            None => HashSet::new(),
         };
         let mut out = HashMap::new();
         for item in items {
