@@ -27,13 +27,14 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use occ_core::store::DbKey;
-use occ_core::{Client, ClientEvent, EnrolOptions, EventListener, Recipient, SyncOptions};
+use occ_core::{Client, Recipient, SyncOptions};
 
 struct RelayProcess {
     child: Child,
@@ -103,26 +104,7 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 }
 
 async fn client(root: &Path, relay: &RelayProcess, name: &str) -> Client {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let c = Client::create(
-        dir.to_str().unwrap(),
-        DbKey::generate().unwrap().as_bytes().to_vec(),
-    )
-    .unwrap();
-    c.enrol(EnrolOptions {
-        relay: occ_core::RelaySettings {
-            url: relay.url.clone(),
-            pins: vec![relay.pin.clone()],
-            ca_pem: Some(relay.ca.clone()),
-            ..Default::default()
-        },
-        user: name.into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    c
+    common::client(root, &relay.url, &relay.pin, &relay.ca, name).await
 }
 
 /// Rounds of the 1:1 drain (the figure is their median, with the spread).
@@ -163,20 +145,6 @@ async fn one_to_one(n: usize) -> Vec<f64> {
     rates
 }
 
-/// Records when each message arrives at the app.
-struct Arrivals(std::sync::mpsc::Sender<(String, Instant)>);
-
-impl EventListener for Arrivals {
-    fn on_event(&self, event: ClientEvent) {
-        if let ClientEvent::MessagesReceived { messages } = event {
-            let now = Instant::now();
-            for m in messages {
-                let _ = self.0.send((m.message_id, now));
-            }
-        }
-    }
-}
-
 /// With background sync running on both, the time from `send` on alice to
 /// the `MessagesReceived` event on bob, for `count` messages one after the
 /// other; returns the sorted latencies.
@@ -186,7 +154,7 @@ async fn latency(count: usize) -> Vec<Duration> {
     let alice = client(tmp.path(), &relay, "alice").await;
     let bob = client(tmp.path(), &relay, "bob").await;
     let (tx, rx) = std::sync::mpsc::channel();
-    bob.set_listener(Some(std::sync::Arc::new(Arrivals(tx))));
+    bob.set_listener(Some(std::sync::Arc::new(common::Arrivals(tx))));
     let _a = alice.start_sync(SyncOptions::default()).unwrap();
     let _b = bob.start_sync(SyncOptions::default()).unwrap();
     // Warm up: sessions established, both long-polls in place.

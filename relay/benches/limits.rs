@@ -23,13 +23,14 @@
     unreachable_pub
 )]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use occ_core::store::DbKey;
 use occ_core::transport::{ApiClient, PinSet, RelayEndpoint, TransportError};
-use occ_core::{Client, ClientEvent, EnrolOptions, EventListener, Recipient, SyncOptions};
+use occ_core::{Client, Recipient, SyncOptions};
 use occ_protocol::api::{OutEnvelope, SendRequest};
 use occ_relay::{Limits, RelayConfig, RelayHandle};
 
@@ -49,26 +50,14 @@ impl Relay {
 }
 
 async fn client(root: &Path, relay: &Relay, name: &str) -> Client {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let c = Client::create(
-        dir.to_str().unwrap(),
-        DbKey::generate().unwrap().as_bytes().to_vec(),
+    common::client(
+        root,
+        &relay.handle.url(),
+        &relay.handle.pin,
+        &relay.ca,
+        name,
     )
-    .unwrap();
-    c.enrol(EnrolOptions {
-        relay: occ_core::RelaySettings {
-            url: relay.handle.url(),
-            pins: vec![relay.handle.pin.clone()],
-            ca_pem: Some(relay.ca.clone()),
-            ..Default::default()
-        },
-        user: name.into(),
-        ..Default::default()
-    })
     .await
-    .unwrap();
-    c
 }
 
 /// Retries `f` while the relay answers 429, waiting as it asks.
@@ -102,20 +91,6 @@ async fn simulated(relay: &Relay, i: usize) -> (Arc<ApiClient>, String) {
     .await;
     polite(|| api.authenticate(&id, |m| account.identity().sign(b"", m))).await;
     (api, id)
-}
-
-/// Records when each message arrives at the app.
-struct Arrivals(std::sync::mpsc::Sender<(String, Instant)>);
-
-impl EventListener for Arrivals {
-    fn on_event(&self, event: ClientEvent) {
-        if let ClientEvent::MessagesReceived { messages } = event {
-            let now = Instant::now();
-            for m in messages {
-                let _ = self.0.send((m.message_id, now));
-            }
-        }
-    }
 }
 
 /// `count` messages one after the other, 100 ms apart (a busy but human
@@ -241,7 +216,7 @@ async fn scenario(limits: Limits, devices: usize, n: usize, count: usize) -> Fig
 
     // 3. Latency with background sync.
     let (tx, rx) = std::sync::mpsc::channel();
-    bob.set_listener(Some(Arc::new(Arrivals(tx))));
+    bob.set_listener(Some(Arc::new(common::Arrivals(tx))));
     let _a = alice.start_sync(SyncOptions::default()).unwrap();
     let _b = bob.start_sync(SyncOptions::default()).unwrap();
     latencies(&alice, &rx, 20).await; // warm up
