@@ -212,6 +212,12 @@ impl Client {
         self.0.publish_revocations(list).await
     }
 
+    /// Links another device of this user (by its hex id): the link it
+    /// enrols with.
+    pub async fn link_device(&self, device_id: String) -> Result<Vec<u8>> {
+        self.0.link_device(&device_id).await
+    }
+
     /// A new group thread id bound to this user.
     pub async fn new_thread_id(&self) -> Result<String> {
         self.0.new_thread_id().await

@@ -70,6 +70,7 @@ pub struct EnrolOptions {
     pub user: String,
     pub push_endpoint: Option<String>,
     pub org_key: Option<String>,
+    pub link: Option<Vec<u8>>,
 }
 
 #[uniffi::remote(Record)]
@@ -79,6 +80,7 @@ pub struct Enrolment {
     pub device_id: String,
     pub service_key: String,
     pub org_key: Option<String>,
+    pub linked_by: Option<String>,
 }
 
 #[uniffi::remote(Record)]

@@ -51,6 +51,7 @@ async fn person(
             user: name.into(),
             push_endpoint: push.map(str::to_string),
             org_key: Some(hex::encode(org.verifying_key().to_bytes())),
+            link: None,
         })
         .await?;
     // The administrator certifies the new device for a year; the device

@@ -91,6 +91,19 @@ enum CertificateCommand {
 }
 
 #[derive(Subcommand)]
+enum DeviceCommand {
+    /// Print this device's id; on a new device, first creates the profile
+    /// (not yet enrolled) so another device of the user can link it.
+    Id,
+    /// Link another device of this user (its id from `occ device id`):
+    /// prints the link it enrols with (`occ init --link FILE`).
+    Link {
+        /// The new device's id (64 hex characters).
+        device_id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Create a profile and enrol it with a relay.
     Init {
@@ -113,6 +126,16 @@ enum Command {
         /// only devices it certifies are messaged or believed.
         #[arg(long)]
         org_key: Option<String>,
+        /// A further device of USER: the link (hex, in FILE) that one of
+        /// USER's devices made for this one with `occ device link`; the
+        /// profile `occ device id` made here is then enrolled.
+        #[arg(long)]
+        link: Option<PathBuf>,
+    },
+    /// This device, and linking further devices of this user.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
     },
     /// The organisation key (administrators; never on the relay).
     Admin {
@@ -289,13 +312,23 @@ fn open(dir: &Path) -> Result<Client, Fail> {
 }
 
 /// Creates the profile in a prepared directory and enrols it.
-async fn init_profile(dir: &Path, opts: EnrolOptions) -> Result<(), Fail> {
+/// A new profile in `dir` with its key file (not enrolled).
+fn create_profile(dir: &Path) -> Result<Client, Fail> {
     let key = DbKey::generate()?;
     let client = Client::create(path_str(dir)?, key.as_bytes().to_vec())?;
     write_key_file(dir, &key)?;
+    Ok(client)
+}
+
+async fn init_profile(dir: &Path, opts: EnrolOptions) -> Result<(), Fail> {
+    let client = create_profile(dir)?;
     let result = client.enrol(opts).await;
     client.close();
-    let e = result?;
+    enrolled(&result?)
+}
+
+/// Reports an enrolment.
+fn enrolled(e: &occ_core::Enrolment) -> Result<(), Fail> {
     println!(
         "enrolled {} as device {} with {}",
         e.user, e.device_id, e.relay.url
@@ -366,8 +399,13 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             user,
             push,
             org_key,
+            link,
         } => {
             let dir = profile(&cli)?;
+            let link = link
+                .as_ref()
+                .map(|p| admin::read_hex_file(p, "link"))
+                .transpose()?;
             let ca_pem = ca
                 .as_ref()
                 .map(|p| {
@@ -375,7 +413,6 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                         .map_err(|e| Fail(format!("cannot read the CA file {}: {e}", p.display())))
                 })
                 .transpose()?;
-            let made = profile_dir::prepare(dir)?;
             let opts = EnrolOptions {
                 relay: RelaySettings {
                     url: server.clone(),
@@ -386,12 +423,47 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 user: user.clone(),
                 push_endpoint: push.clone(),
                 org_key: org_key.clone(),
+                link,
             };
+            if opts.link.is_some() && profile_dir::is_profile(dir) {
+                // Made by `occ device id`, so the linking device knew its id.
+                let client = open(dir)?;
+                let result = client.enrol(opts).await;
+                client.close();
+                return enrolled(&result?);
+            }
+            let made = profile_dir::prepare(dir)?;
             let result = init_profile(dir, opts).await;
             if result.is_err() {
                 made.undo();
             }
             result
+        }
+        Command::Device {
+            command: DeviceCommand::Id,
+        } => {
+            let dir = profile(&cli)?;
+            let client = if profile_dir::is_profile(dir) {
+                open(dir)?
+            } else {
+                let made = profile_dir::prepare(dir)?;
+                match create_profile(dir) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        made.undo();
+                        return Err(e);
+                    }
+                }
+            };
+            println!("{}", client.device_id().await?);
+            Ok(())
+        }
+        Command::Device {
+            command: DeviceCommand::Link { device_id },
+        } => {
+            let client = open(profile(&cli)?)?;
+            println!("{}", hex::encode(client.link_device(device_id).await?));
+            Ok(())
         }
         Command::Send {
             to,

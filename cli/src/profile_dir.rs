@@ -32,7 +32,7 @@ pub(crate) enum Made {
     Files(PathBuf),
 }
 
-fn is_profile(dir: &Path) -> bool {
+pub(crate) fn is_profile(dir: &Path) -> bool {
     dir.join("profile.key").exists() || dir.join("occ.db").exists()
 }
 

@@ -556,3 +556,80 @@ fn organisation_key_certify_install_then_message() {
         &file.display().to_string(),
     ]));
 }
+
+#[test]
+fn a_second_device_is_linked_and_shows_what_the_first_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = relay(&tmp.path().join("relay"));
+    let a = tmp.path().join("alice");
+    let a2 = tmp.path().join("alice-tablet");
+    let b = tmp.path().join("bob");
+    init(&r, &a, "alice");
+    init(&r, &b, "bob");
+    let (a, a2s, b) = (
+        a.display().to_string(),
+        a2.display().to_string(),
+        b.display().to_string(),
+    );
+    // The new device shows its id; the first device links it.
+    let id = ok(&occ(&["--profile", &a2s, "device", "id"]))
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(ok(&occ(&["--profile", &a2s, "device", "id"])).trim(), id);
+    let link = ok(&occ(&["--profile", &a, "device", "link", &id]));
+    let link_file = tmp.path().join("link.hex");
+    std::fs::write(&link_file, link.trim()).unwrap();
+    let enrolled = ok(&occ(&[
+        "--profile",
+        &a2s,
+        "init",
+        "--server",
+        &r.url,
+        "--pin",
+        &r.pin,
+        "--ca",
+        &r.ca,
+        "--user",
+        "alice",
+        "--link",
+        &link_file.display().to_string(),
+    ]));
+    assert!(enrolled.contains(&format!("as device {id}")), "{enrolled}");
+    ok(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "600",
+        "from the phone",
+    ]));
+    ok(&occ(&["--profile", &b, "sync"]));
+    ok(&occ(&["--profile", &a2s, "sync"]));
+    assert!(ok(&occ(&["--profile", &b, "messages"])).contains("from the phone"));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &a2s, "messages", "--json"]))).unwrap();
+    assert_eq!(json[0]["text"], "from the phone");
+    assert_eq!(json[0]["outgoing"], true, "{json}");
+    // A link for another device cannot enrol this one.
+    let other = tmp.path().join("other").display().to_string();
+    let out = occ(&[
+        "--profile",
+        &other,
+        "init",
+        "--server",
+        &r.url,
+        "--pin",
+        &r.pin,
+        "--ca",
+        &r.ca,
+        "--user",
+        "alice",
+        "--link",
+        &link_file.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(one_line_failure(&out).contains("link"));
+}

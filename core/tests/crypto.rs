@@ -159,7 +159,7 @@ fn five_member_thread_round_trip_and_removed_member_cannot_decrypt() {
             let text = [from as u8, k];
             let e = threads[from].encrypt(&text).unwrap();
             for to in (0..5).filter(|&t| t != from) {
-                let (sender, pt) = threads[to].decrypt(&e).unwrap();
+                let (sender, pt) = threads[to].decrypt(ids[from], &e).unwrap();
                 assert_eq!(sender, ids[from]);
                 assert_eq!(pt, text);
             }
@@ -178,11 +178,14 @@ fn five_member_thread_round_trip_and_removed_member_cannot_decrypt() {
     for from in 0..4 {
         let e = threads[from].encrypt(b"after removal").unwrap();
         for to in (0..4).filter(|&t| t != from) {
-            assert_eq!(threads[to].decrypt(&e).unwrap().1, b"after removal");
+            assert_eq!(
+                threads[to].decrypt(ids[from], &e).unwrap().1,
+                b"after removal"
+            );
         }
         let before = threads[removed].to_bytes();
         assert!(matches!(
-            threads[removed].decrypt(&e),
+            threads[removed].decrypt(ids[from], &e),
             Err(CryptoError::UnknownSenderKey)
         ));
         assert_eq!(threads[removed].to_bytes(), before);
@@ -190,7 +193,36 @@ fn five_member_thread_round_trip_and_removed_member_cannot_decrypt() {
     // And the removed member's own messages are no longer accepted.
     let e = threads[removed].encrypt(b"still here?").unwrap();
     assert!(matches!(
-        threads[0].decrypt(&e),
+        threads[0].decrypt(ids[removed], &e),
+        Err(CryptoError::UnknownSenderKey)
+    ));
+}
+
+#[test]
+fn a_members_key_is_only_its_own_whatever_id_another_member_claims() {
+    let carol = DeviceId([3; 32]);
+    let mallory = DeviceId([4; 32]);
+    let mut bob = ThreadKeys::new(b"t", NOW).unwrap();
+    let mut carols = ThreadKeys::new(b"t", NOW).unwrap();
+    let mut mallorys = ThreadKeys::new(b"t", NOW).unwrap();
+    // Mallory claims carol's distribution id first, with her own chain.
+    let mut claim = mallorys.distribution();
+    claim.distribution_id = carols.distribution().distribution_id;
+    bob.add_member_key(mallory, &claim).unwrap();
+    bob.add_member_key(carol, &carols.distribution()).unwrap();
+    let from_carol = carols.encrypt(b"carol").unwrap();
+    // Tried under carol's keys only: hers decrypts; claimed as mallory's, not.
+    let before = bob.to_bytes();
+    assert!(bob.decrypt(mallory, &from_carol).is_err());
+    assert_eq!(bob.to_bytes(), before);
+    assert_eq!(
+        bob.decrypt(carol, &from_carol).unwrap(),
+        (carol, b"carol".to_vec())
+    );
+    let _ = mallorys.encrypt(b"x").unwrap();
+    // An unknown member device has no key at all.
+    assert!(matches!(
+        bob.decrypt(DeviceId([9; 32]), &carols.encrypt(b"y").unwrap()),
         Err(CryptoError::UnknownSenderKey)
     ));
 }
@@ -222,13 +254,16 @@ fn thread_key_for_another_thread_or_member_is_refused() {
     ));
     a.add_member_key(DeviceId([1; 32]), &c.distribution())
         .unwrap();
-    // Idempotent for the same member, refused for another.
+    // Idempotent for the same member (no second copy of the key)...
+    let once = a.to_bytes();
     a.add_member_key(DeviceId([1; 32]), &c.distribution())
         .unwrap();
-    assert!(matches!(
-        a.add_member_key(DeviceId([2; 32]), &c.distribution()),
-        Err(CryptoError::InvalidInput { .. })
-    ));
+    assert_eq!(a.to_bytes(), once);
+    // ...and another member naming the same id gets a key of its own, which
+    // decrypts nothing of member 1's (see the claim test below).
+    a.add_member_key(DeviceId([2; 32]), &c.distribution())
+        .unwrap();
+    assert_ne!(a.to_bytes(), once);
 }
 
 #[test]
@@ -282,18 +317,22 @@ fn replays_are_rejected_pairwise_prekey_and_thread() {
         .unwrap();
     let g1 = ta.encrypt(b"g1").unwrap();
     let g2 = ta.encrypt(b"g2").unwrap();
-    tb.decrypt(&g2).unwrap();
-    tb.decrypt(&g1).unwrap();
+    let from = alice.device_id();
+    tb.decrypt(from, &g2).unwrap();
+    tb.decrypt(from, &g1).unwrap();
     for g in [&g1, &g2] {
         let before = tb.to_bytes();
-        assert!(matches!(tb.decrypt(g), Err(CryptoError::DuplicateMessage)));
+        assert!(matches!(
+            tb.decrypt(from, g),
+            Err(CryptoError::DuplicateMessage)
+        ));
         assert_eq!(tb.to_bytes(), before);
     }
     // Replaying the distribution cannot rewind the chain and revive old messages.
     tb.add_member_key(alice.device_id(), &ta.distribution())
         .unwrap();
     assert!(matches!(
-        tb.decrypt(&g1),
+        tb.decrypt(from, &g1),
         Err(CryptoError::DuplicateMessage)
     ));
 }
@@ -349,8 +388,10 @@ fn flipping_any_bit_of_a_thread_message_is_rejected_and_changes_nothing() {
         .unwrap();
     let g = ta.encrypt(b"thread text").unwrap();
     let before = tb.to_bytes();
-    flip_every_bit(&g, |e| tb.decrypt(e).is_err() && tb.to_bytes() == before);
-    assert_eq!(tb.decrypt(&g).unwrap().1, b"thread text");
+    flip_every_bit(&g, |e| {
+        tb.decrypt(DeviceId([9; 32]), e).is_err() && tb.to_bytes() == before
+    });
+    assert_eq!(tb.decrypt(DeviceId([9; 32]), &g).unwrap().1, b"thread text");
 }
 
 #[test]
@@ -655,7 +696,7 @@ fn truncated_oversized_wrong_version_and_random_envelopes_are_typed_errors() {
     }
     for input in &inputs {
         assert!(b.decrypt(input).is_err());
-        assert!(t.decrypt(input).is_err());
+        assert!(t.decrypt(DeviceId([1; 32]), input).is_err());
         if let Ok(Envelope::PreKey(p)) = Envelope::parse(input) {
             assert!(bob.accept(p).is_err());
         }

@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     let before = w.thread.to_bytes();
-    if w.thread.decrypt(data).is_err() {
+    if w.thread.decrypt(DeviceId([1; 32]), data).is_err() {
         assert_eq!(
             w.thread.to_bytes(),
             before,

@@ -219,6 +219,12 @@ pub struct RegisterRequest {
     /// newer than the device's last accepted registration: a replayed
     /// registration is refused.
     pub timestamp_ms: i64,
+    /// For a second (third, ...) device of a user: the
+    /// [`DeviceLink`](crate::link::DeviceLink) signed by one of the user's
+    /// registered devices. The relay registers a further device for a user
+    /// only with one.
+    #[serde(default)]
+    pub link: Option<B64>,
     /// The device's signature over [`register_message`] (proof of key).
     pub signature: B64,
 }
@@ -231,10 +237,11 @@ pub const REGISTRATION_SKEW_MS: i64 = 5 * 60 * 1000;
 /// replayed.
 pub fn register_message(req: &RegisterRequest) -> Vec<u8> {
     let mut w = Writer::new();
-    w.raw(b"occ/v1/register/2")
+    w.raw(b"occ/v1/register/3")
         .var_bytes(req.user.as_bytes())
         .var_bytes(req.identity.as_slice())
         .var_bytes(req.push_endpoint.as_deref().unwrap_or("").as_bytes())
+        .var_bytes(req.link.as_ref().map_or(&[][..], |l| l.as_slice()))
         .raw(&req.timestamp_ms.to_be_bytes())
         .u32(req.signed_prekey.id)
         .var_bytes(req.signed_prekey.key.as_slice())
@@ -319,6 +326,10 @@ pub struct DeviceInfo {
     /// Its organisation certificate, if one was installed.
     #[serde(default)]
     pub certificate: Option<B64>,
+    /// The [`DeviceLink`](crate::link::DeviceLink) by which another device
+    /// of the same user added it (none for a user's first device).
+    #[serde(default)]
+    pub link: Option<B64>,
 }
 
 /// A user's devices.
@@ -340,6 +351,10 @@ pub struct DeviceLookup {
     /// Its organisation certificate, if one was installed.
     #[serde(default)]
     pub certificate: Option<B64>,
+    /// The [`DeviceLink`](crate::link::DeviceLink) by which another device
+    /// of the same user added it (none for a user's first device).
+    #[serde(default)]
+    pub link: Option<B64>,
 }
 
 /// The organisation's revocation list (`GET`/`POST /revocations`).

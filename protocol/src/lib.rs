@@ -17,6 +17,8 @@
 //!
 //! - [`payload::Payload`]: what an envelope decrypts to (text, sender key,
 //!   thread membership); never seen by the relay.
+//! - [`certificate`], [`link`]: who vouches that a device key is a user's
+//!   (the organisation; another device of the same user).
 //! - [`ids`]: the rules for message ids, thread ids and user names, enforced
 //!   by the parsers so that the client's store never sees an id it would
 //!   refuse.
@@ -37,6 +39,7 @@ pub mod codec;
 pub mod envelope;
 mod error;
 pub mod ids;
+pub mod link;
 pub mod payload;
 pub mod sender_key;
 

@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use occ_protocol::api::*;
+use occ_protocol::link::DeviceLink;
 use occ_protocol::{Envelope, IdentityKeys, MAX_ENVELOPE_LEN, PreKeyBundle, contexts};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -383,6 +384,35 @@ fn check_one_time(keys: &[OneTimePreKeyJson]) -> Result<Vec<(u32, Vec<u8>)>, Rel
         .collect()
 }
 
+/// Checks a device link presented with a registration: it names this user
+/// and this device, its linker (not revoked) signed it. Returns the linker's
+/// hex id (the store checks it is a device of the user).
+fn check_link(
+    s: &AppState,
+    bytes: &[u8],
+    user: &str,
+    identity: &IdentityKeys,
+) -> Result<String, RelayError> {
+    let link = DeviceLink::parse(bytes).map_err(|e| bad(format!("device link: {e}")))?;
+    if link.user != user || link.device != identity.signing_key {
+        return Err(bad("the device link names another user or device"));
+    }
+    let linker = device_id_hex(&link.linker);
+    if lock(&s.revoked)?.contains(&linker) {
+        return Err(RelayError::Unauthorized(
+            "the linking device was revoked by its organisation".into(),
+        ));
+    }
+    verify(
+        &verifying_key(&link.linker)?,
+        b"",
+        &DeviceLink::signed_message(&link.user, &link.device, &link.linker, link.issued_ms),
+        &B64(link.signature.to_vec()),
+        "device link",
+    )?;
+    Ok(linker)
+}
+
 async fn register(
     State(s): State<Shared>,
     JsonBody(req): JsonBody<RegisterRequest>,
@@ -423,6 +453,10 @@ async fn register(
     let (spk_id, spk, spk_signature) = check_signed_prekey(&vk, &req.signed_prekey)?;
     let one_time = check_one_time(&req.one_time_prekeys)?;
     let device_id = device_id_hex(&identity.signing_key);
+    let link = match &req.link {
+        Some(bytes) => Some(check_link(&s, bytes.as_slice(), &req.user, &identity)?),
+        None => None,
+    };
     let row = DeviceRow {
         device_id: device_id.clone(),
         user: req.user,
@@ -432,8 +466,12 @@ async fn register(
         spk_signature,
         push_endpoint: req.push_endpoint,
     };
+    let linked = link.as_ref().map(|linker| crate::db::Linked {
+        linker,
+        bytes: req.link.as_ref().map_or(&[][..], |l| l.as_slice()),
+    });
     lock(&s.db)?
-        .register(&row, &one_time, req.timestamp_ms, now)
+        .register(&row, &one_time, req.timestamp_ms, now, linked)
         .inspect_err(|e| {
             if matches!(e, RelayError::Conflict(m) if m.contains("replay")) {
                 Metrics::inc(&s.metrics.stale_registrations);
@@ -539,6 +577,7 @@ async fn user_devices(
                 device_id: d.device_id,
                 identity: B64(d.identity),
                 certificate: d.certificate.map(B64),
+                link: d.link.map(B64),
             })
             .collect(),
     };
@@ -555,19 +594,20 @@ async fn device_lookup(
     if parse_device_id(&device).is_none() {
         return Err(bad("a device id is 64 hex characters"));
     }
-    let (row, certificate) = {
+    let (row, (certificate, link)) = {
         let db = lock(&s.db)?;
         let row = db
             .device(&device)?
             .ok_or_else(|| RelayError::NotFound("unknown device".into()))?;
-        let cert = db.certificate(&device)?;
-        (row, cert)
+        let vouchers = db.vouchers(&device)?;
+        (row, vouchers)
     };
     let answer = DeviceLookup {
         device_id: row.device_id,
         user: row.user,
         identity: B64(row.identity),
         certificate: certificate.map(B64),
+        link: link.map(B64),
     };
     signed_json(&s, &nonce, "device", &device, &answer)
 }

@@ -98,6 +98,20 @@ pub struct UserDevice {
     pub identity: Vec<u8>,
     /// Its organisation certificate, if installed.
     pub certificate: Option<Vec<u8>>,
+    /// The link by which another device of the user added it.
+    pub link: Option<Vec<u8>>,
+}
+
+/// A device's organisation certificate and device link, if any.
+pub type Vouchers = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// A verified device link presented with a registration.
+#[derive(Clone, Copy, Debug)]
+pub struct Linked<'a> {
+    /// The vouching device (hex id).
+    pub linker: &'a str,
+    /// The encoded link, stored and served with the new device.
+    pub bytes: &'a [u8],
 }
 
 /// A queued envelope.
@@ -170,13 +184,14 @@ impl Db {
     /// Devices of a user, in registration order.
     pub fn user_devices(&self, user: &str) -> Result<Vec<UserDevice>, RelayError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT device_id, identity, certificate FROM devices WHERE user = ?1 ORDER BY created_ms, device_id",
+            "SELECT device_id, identity, certificate, link FROM devices WHERE user = ?1 ORDER BY created_ms, device_id",
         )?;
         let rows = stmt.query_map([user], |r| {
             Ok(UserDevice {
                 device_id: r.get(0)?,
                 identity: r.get(1)?,
                 certificate: r.get(2)?,
+                link: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -219,27 +234,31 @@ impl Db {
         Ok(n > 0)
     }
 
-    /// A device's organisation certificate, if installed.
-    pub fn certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, RelayError> {
+    /// A device's organisation certificate (if installed) and the link by
+    /// which another device of its user added it (if any).
+    pub fn vouchers(&self, device_id: &str) -> Result<Vouchers, RelayError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT certificate FROM devices WHERE device_id = ?1",
+                "SELECT certificate, link FROM devices WHERE device_id = ?1",
                 [device_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?
-            .flatten())
+            .unwrap_or_default())
     }
 
     /// Registers (or re-registers) a device with its prekeys, in one
-    /// transaction. Refuses a second device for an existing user.
+    /// transaction. A further device of an existing user needs a `link`
+    /// (already verified by the route) whose linker is a registered device
+    /// of that user.
     pub fn register(
         &mut self,
         d: &DeviceRow,
         one_time: &[(u32, Vec<u8>)],
         signed_at_ms: i64,
         now: i64,
+        link: Option<Linked<'_>>,
     ) -> Result<(), RelayError> {
         let tx = self.conn.transaction()?;
         let owner: Option<(String, i64)> = tx
@@ -267,9 +286,16 @@ impl Db {
                     [&d.user],
                     |r| r.get(0),
                 )?;
-                if others > 0 {
+                let linker_known = match &link {
+                    Some(l) => tx
+                        .prepare_cached("SELECT 1 FROM devices WHERE device_id = ?1 AND user = ?2")?
+                        .exists(params![l.linker, d.user])?,
+                    None => false,
+                };
+                if others > 0 && !linker_known {
                     return Err(RelayError::Conflict(format!(
-                        "user {} already has a device; this relay links one device per user",
+                        "user {} already has a device; a further device needs a link \
+                         signed by one of them",
                         d.user
                     )));
                 }
@@ -280,12 +306,12 @@ impl Db {
             params![d.user, now],
         )?;
         tx.execute(
-            "INSERT INTO devices (device_id, user, identity, spk_id, spk, spk_signature, push_endpoint, created_ms, registered_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO devices (device_id, user, identity, spk_id, spk, spk_signature, push_endpoint, created_ms, registered_ms, link)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT(device_id) DO UPDATE SET spk_id = excluded.spk_id, spk = excluded.spk,
                  spk_signature = excluded.spk_signature, push_endpoint = excluded.push_endpoint,
                  registered_ms = excluded.registered_ms",
-            params![d.device_id, d.user, d.identity, d.spk_id, d.spk, d.spk_signature, d.push_endpoint, now, signed_at_ms],
+            params![d.device_id, d.user, d.identity, d.spk_id, d.spk, d.spk_signature, d.push_endpoint, now, signed_at_ms, link.as_ref().map(|l| l.bytes)],
         )?;
         insert_prekeys(&tx, &d.device_id, one_time)?;
         tx.commit()?;
@@ -531,6 +557,10 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         list    BLOB NOT NULL
     ) STRICT;
+    "#,
+    // 4: the link by which another device of the user added a device.
+    r#"
+    ALTER TABLE devices ADD COLUMN link BLOB;
     "#,
 ];
 

@@ -18,7 +18,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Env, count, to};
-use occ_core::{ItemOutcome, SecurityEventKind, Trust};
+use occ_core::{ItemOutcome, Recipient, SecurityEventKind, Trust};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_substitutes_bobs_key_is_held_until_accepted() {
@@ -295,4 +295,183 @@ async fn a_bound_thread_id_cannot_be_squatted() {
     let mut members = bob.thread_members(&id).await.unwrap();
     members.sort();
     assert_eq!(members, ["alice", "bob"]);
+}
+
+/// A member who learns another sender's message id or sender-key id first
+/// (a colluding relay delivers theirs first) pre-empts nothing: message ids
+/// and distribution ids are scoped to their sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_senders_message_or_key_id_cannot_be_pre_empted() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    let mut mallory = env.raw_device("mallory").await;
+    let mut eve = env.raw_device("eve").await;
+    let bob_device = bob.device_id().await.unwrap();
+    // Message ids: mallory sends first under the id eve will use.
+    mallory
+        .send_payload(&bob_device, &mallory.text("bob", "0123abcd", "mallory's"))
+        .await;
+    eve.send_payload(&bob_device, &eve.text("bob", "0123abcd", "eve's"))
+        .await;
+    let r = bob.receive(0).await.unwrap();
+    assert_eq!(r.received().len(), 2, "{r:?}");
+    let eves = &r.received()[1];
+    assert_eq!(eves.sender, "eve");
+    assert_eq!(
+        common::texts(&[bob.message(&eves.message_id).await.unwrap()]),
+        ["eve's"]
+    );
+
+    // Distribution ids: in a thread with mallory, carol speaks while bob is
+    // away; mallory claims carol's sender-key id to bob, and the relay hands
+    // bob mallory's claim before carol's key.
+    let team = alice.new_thread_id().await.unwrap();
+    let ops = |members: &[&str]| Recipient::Thread {
+        id: team.clone(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    };
+    alice
+        .send(ops(&["bob", "carol", "mallory"]), b"hi".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    carol
+        .send(ops(&[]), b"carol's report".to_vec(), 600, None)
+        .await
+        .unwrap();
+    carol.sync().await.unwrap();
+    let carol_device = carol.device_id().await.unwrap();
+    let carol_distribution = mallory
+        .api
+        .inbox(0, 0, 500)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .filter(|i| i.sender_device == carol_device)
+        .find_map(
+            |i| match occ_protocol::Envelope::parse(i.envelope.as_slice()) {
+                Ok(occ_protocol::Envelope::Group(g)) => Some(g.distribution_id),
+                _ => None,
+            },
+        )
+        .expect("carol's thread message reached mallory");
+    let claim = occ_protocol::payload::Payload::SenderKey(occ_protocol::SenderKeyDistribution {
+        thread_id: team.as_bytes().to_vec(),
+        distribution_id: carol_distribution,
+        iteration: 0,
+        chain_key: zeroize::Zeroizing::new([7; 32]),
+        signing_key: mallory.account.identity().public().keys().signing_key,
+    })
+    .encode()
+    .to_vec();
+    mallory.send_payload(&bob_device, &claim).await;
+    let queued = mallory_first(&env, &bob_device);
+    for id in &queued {
+        bob.fetch(id).await.unwrap();
+    }
+    bob.receive(0).await.unwrap();
+    let got = common::texts(&bob.messages(&team, 10).await.unwrap());
+    assert_eq!(got, ["carol's report", "hi"]);
+    let report = &bob.messages(&team, 10).await.unwrap()[0];
+    assert_eq!(report.sender, "carol");
+}
+
+/// Bob's queued relay ids, mallory's first (the relay reordering them).
+fn mallory_first(env: &Env, bob_device: &str) -> Vec<String> {
+    let db = env.relay_db();
+    let mut stmt = db
+        .prepare(
+            "SELECT e.id FROM envelopes e JOIN devices d ON d.device_id = e.sender
+             WHERE e.recipient = ?1 ORDER BY (d.user = 'mallory') DESC, e.seq",
+        )
+        .unwrap();
+    stmt.query_map([bob_device], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Removing a member reaches every other member at once (no message from
+/// the remover needed): the next thing any of them sends is unreadable by
+/// the removed member, and nothing of it is even addressed to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_receives_nothing_any_member_sends_afterwards() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    let dave = env.client("dave").await;
+    let team = alice.new_thread_id().await.unwrap();
+    let ops = |members: &[&str]| Recipient::Thread {
+        id: team.clone(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    };
+    alice
+        .send(
+            ops(&["bob", "carol", "dave"]),
+            b"all four".to_vec(),
+            600,
+            None,
+        )
+        .await
+        .unwrap();
+    alice.sync().await.unwrap();
+    for c in [&bob, &carol, &dave] {
+        c.sync().await.unwrap();
+    }
+    // Everyone has spoken, so everyone holds everyone's key.
+    for (c, text) in [(&bob, "bob"), (&carol, "carol"), (&dave, "dave")] {
+        c.send(ops(&[]), text.as_bytes().to_vec(), 600, None)
+            .await
+            .unwrap();
+        c.sync().await.unwrap();
+    }
+    for c in [&alice, &bob, &carol, &dave] {
+        c.sync().await.unwrap();
+    }
+
+    alice.remove_member(&team, "bob").await.unwrap();
+    let report = alice.flush().await.unwrap();
+    assert_eq!(report.sent, 0, "a control row is not a message: {report:?}");
+    assert_eq!(alice.outbox_len().await.unwrap(), 0);
+    carol.sync().await.unwrap();
+    dave.sync().await.unwrap();
+    for c in [&carol, &dave] {
+        let mut members = c.thread_members(&team).await.unwrap();
+        members.sort();
+        assert_eq!(members, ["alice", "carol", "dave"]);
+    }
+    let bob_device = bob.device_id().await.unwrap();
+    let before = common::count(
+        &env.relay_db(),
+        &format!("SELECT count(*) FROM envelopes WHERE recipient = '{bob_device}'"),
+    );
+    carol
+        .send(ops(&[]), b"carol after".to_vec(), 600, None)
+        .await
+        .unwrap();
+    carol.sync().await.unwrap();
+    dave.send(ops(&[]), b"dave after".to_vec(), 600, None)
+        .await
+        .unwrap();
+    dave.sync().await.unwrap();
+    assert_eq!(
+        common::count(
+            &env.relay_db(),
+            &format!("SELECT count(*) FROM envelopes WHERE recipient = '{bob_device}'"),
+        ),
+        before,
+        "nothing addressed to bob"
+    );
+    bob.sync().await.unwrap();
+    let seen = common::texts(&bob.messages(&team, 20).await.unwrap());
+    assert!(!seen.iter().any(|t| t.contains("after")), "{seen:?}");
+    alice.sync().await.unwrap();
+    let got = common::texts(&alice.messages(&team, 20).await.unwrap());
+    assert!(got.contains(&"carol after".to_string()) && got.contains(&"dave after".to_string()));
 }

@@ -156,6 +156,7 @@ async fn a_directory_answered_past_the_pins_is_refused() {
                 w.into_vec().into()
             },
             certificate: None,
+            link: None,
         }],
     })
     .unwrap();

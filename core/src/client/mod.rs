@@ -376,6 +376,15 @@ impl Client {
         guarded(async { self.engine.publish_revocations(list).await }).await
     }
 
+    /// Links another device (by its hex device id, shown by that device
+    /// before it enrols) to this device's user: returns the signed link that
+    /// device enrols with ([`EnrolOptions::link`]). The relay then registers
+    /// it, and every client that trusts this device trusts the new one; it
+    /// receives every message sent to the user, and what this user sends.
+    pub async fn link_device(&self, device_id: &str) -> Result<Vec<u8>> {
+        guarded(async { self.engine.link_device(device_id) }).await
+    }
+
     /// A new group thread id bound to this user (`g:<user>:<128 random
     /// bits>`): nobody else can start a thread under it or change its
     /// members. Send to it with [`Recipient::Thread`] to create the thread.

@@ -351,7 +351,10 @@ impl ThreadKeys {
     }
 
     /// Records a member device's sender key (received over a pairwise session
-    /// from `member`). A known distribution is ignored.
+    /// from `member`). A distribution it already gave is ignored. Keys are
+    /// held per member device: a distribution id another member also uses
+    /// is that member's own business, so nobody can pre-empt another
+    /// member's key by sending its id first.
     pub fn add_member_key(
         &mut self,
         member: DeviceId,
@@ -360,15 +363,12 @@ impl ThreadKeys {
         if d.thread_id != self.thread_id {
             return Err(CryptoError::WrongThread);
         }
-        for (device, keys) in &self.members {
-            if keys.iter().any(|k| k.distribution_id == d.distribution_id) {
-                if *device == member {
-                    return Ok(());
-                }
-                return Err(CryptoError::InvalidInput(
-                    "sender key already belongs to another member",
-                ));
-            }
+        if self
+            .members
+            .get(&member)
+            .is_some_and(|keys| keys.iter().any(|k| k.distribution_id == d.distribution_id))
+        {
+            return Ok(());
         }
         if !self.members.contains_key(&member) && self.members.len() >= MAX_MEMBER_DEVICES {
             return Err(CryptoError::InvalidInput(
@@ -395,30 +395,36 @@ impl ThreadKeys {
         self.rotate(now)
     }
 
-    /// Parses, verifies and decrypts a thread envelope; returns the sending
-    /// member device and the plaintext. On error nothing changes.
-    pub fn decrypt(&mut self, envelope: &[u8]) -> Result<(DeviceId, Vec<u8>), CryptoError> {
+    /// Parses, verifies and decrypts a thread envelope from member device
+    /// `from` (as the relay says); returns it and the plaintext. Only
+    /// `from`'s own keys are tried. On error nothing changes.
+    pub fn decrypt(
+        &mut self,
+        from: DeviceId,
+        envelope: &[u8],
+    ) -> Result<(DeviceId, Vec<u8>), CryptoError> {
         match Envelope::parse(envelope)? {
-            Envelope::Group(g) => self.decrypt_message(g),
+            Envelope::Group(g) => self.decrypt_message(from, g),
             _ => Err(CryptoError::SessionMismatch),
         }
     }
 
-    /// Decrypts a parsed thread message.
+    /// Decrypts a parsed thread message from member device `from`.
     pub fn decrypt_message(
         &mut self,
+        from: DeviceId,
         message: GroupMessage,
     ) -> Result<(DeviceId, Vec<u8>), CryptoError> {
-        for (device, keys) in self.members.iter_mut() {
-            if let Some(key) = keys
-                .iter_mut()
-                .find(|k| k.distribution_id == message.distribution_id)
-            {
-                let plaintext = key.decrypt(&self.thread_id, message)?;
-                return Ok((*device, plaintext));
-            }
-        }
-        Err(CryptoError::UnknownSenderKey)
+        let key = self
+            .members
+            .get_mut(&from)
+            .and_then(|keys| {
+                keys.iter_mut()
+                    .find(|k| k.distribution_id == message.distribution_id)
+            })
+            .ok_or(CryptoError::UnknownSenderKey)?;
+        let plaintext = key.decrypt(&self.thread_id, message)?;
+        Ok((from, plaintext))
     }
 
     /// Versioned serialization (secret; zeroized on drop).

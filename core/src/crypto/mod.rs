@@ -9,6 +9,7 @@
 //! - [`session`]: a pairwise [`Session`] (handshake + ratchet + persistence).
 //! - [`group`]: thread sender keys ([`ThreadKeys`]).
 //! - [`kdf`]: KDFs, AEAD, randomness, the zeroizing [`Key32`].
+//! - [`link`]: device links (one device of a user vouches for another).
 //! - [`org`]: organisation certificates and revocation lists (verify; and
 //!   sign, for the administrator's tool).
 //! - [`safety`]: safety numbers to compare in person.
@@ -29,6 +30,7 @@ pub mod group;
 pub mod handshake;
 pub mod identity;
 pub mod kdf;
+pub mod link;
 pub mod org;
 pub mod prekeys;
 pub mod ratchet;

@@ -2,11 +2,15 @@
 //! first learned from the relay directory, and how far it is trusted.
 //!
 //! - First seen wins: a device never changes user.
-//! - Trust on first use: the first devices seen for a user are trusted; a
+//! - Trust on first use: the first device seen for a user is trusted; a
 //!   device that appears later for a user we already know is *pending* — a
 //!   key change, which the relay alone could have made — until the user
 //!   accepts it (after comparing safety numbers). Nothing is encrypted to a
 //!   pending device and nothing from it is believed.
+//! - A *vouched* device is trusted at once: certified by the organisation,
+//!   or linked by a device already trusted for the same user (the caller
+//!   verifies either). Another device of our own user is trusted only when
+//!   vouched: first use means nothing for the user we already are.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -50,8 +54,9 @@ pub(crate) enum Added {
     FirstOfUser,
     /// A new device of a user we already know: pending (a key change).
     KeyChange,
-    /// A new device the organisation certifies: trusted.
-    Certified,
+    /// A new device vouched for (organisation certificate, or a link from a
+    /// trusted device of the same user): trusted.
+    Vouched,
 }
 
 /// The user a device belongs to, if known.
@@ -78,15 +83,16 @@ pub(crate) fn trust_of(conn: &Connection, device: &[u8; 32]) -> Result<Option<Tr
 }
 
 /// Records a device of a user (first seen wins; see the module docs). A
-/// `certified` device (organisation mode, certificate verified) is trusted
-/// whether or not its user is known.
+/// `vouched` device is trusted whether or not its user is known; an
+/// unvouched one of our `own` user is pending.
 pub(crate) fn add_in(
     conn: &Connection,
     now: i64,
     device: &[u8; 32],
     user: &str,
     identity: &[u8],
-    certified: bool,
+    vouched: bool,
+    own: bool,
 ) -> Result<Added, StoreError> {
     if user_of(conn, device)?.is_some() {
         return Ok(Added::Known);
@@ -94,9 +100,9 @@ pub(crate) fn add_in(
     let known_user: bool = conn
         .prepare_cached("SELECT 1 FROM contacts WHERE user = ?1")?
         .exists([user])?;
-    let (trust, added) = if certified {
-        (Trust::Trusted, Added::Certified)
-    } else if known_user {
+    let (trust, added) = if vouched {
+        (Trust::Trusted, Added::Vouched)
+    } else if known_user || own {
         (Trust::Pending, Added::KeyChange)
     } else {
         (Trust::Trusted, Added::FirstOfUser)

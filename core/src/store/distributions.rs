@@ -1,7 +1,8 @@
 //! Sender-key bookkeeping for threads: which member device already holds our
 //! current distribution (so it is sealed to each device once), and which
-//! thread a received distribution id belongs to (so a thread message finds
-//! its keys).
+//! thread a distribution id received from a device belongs to (so a thread
+//! message finds its keys; scoped to the device, so nobody can claim
+//! another's id).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -47,29 +48,36 @@ pub(crate) fn forget_shared_in(conn: &Connection, thread_id: &str) -> Result<(),
     Ok(())
 }
 
-/// Maps a received distribution id to its thread (first mapping wins).
+/// Maps a distribution id received from `device` to its thread (the first
+/// mapping of that device wins). Scoped to the sending device: another
+/// device naming the same id maps only its own.
 pub(crate) fn index_in(
     conn: &Connection,
+    device: &[u8; 32],
     distribution: &[u8],
     thread_id: &str,
 ) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO sender_key_index (distribution_id, thread_id) VALUES (?1, ?2)
-         ON CONFLICT(distribution_id) DO NOTHING",
-        params![distribution, thread_id],
+        "INSERT INTO sender_key_owner (device_id, distribution_id, thread_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT(device_id, distribution_id) DO NOTHING",
+        params![&device[..], distribution, thread_id],
     )?;
     Ok(())
 }
 
-/// The thread a distribution id belongs to.
+/// The thread a distribution id from `device` belongs to (mappings from
+/// before schema 7 carry no device and are the fallback).
 pub(crate) fn thread_of(
     conn: &Connection,
+    device: &[u8; 32],
     distribution: &[u8],
 ) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT thread_id FROM sender_key_index WHERE distribution_id = ?1",
-            [distribution],
+            "SELECT thread_id FROM sender_key_owner
+             WHERE distribution_id = ?2 AND device_id IN (?1, X'')
+             ORDER BY length(device_id) DESC LIMIT 1",
+            params![&device[..], distribution],
             |r| r.get(0),
         )
         .optional()?)

@@ -25,7 +25,8 @@ pub struct NewMessage<'a> {
     pub thread_id: &'a str,
     /// Who sent it (user or device identifier; not secret).
     pub sender: &'a str,
-    /// Sent by this device.
+    /// Sent by this user (from this device, or a copy from another of its
+    /// devices).
     pub outgoing: bool,
     /// The plaintext body.
     pub body: &'a [u8],
@@ -60,7 +61,8 @@ pub struct StoredMessage {
     pub thread_id: String,
     /// Sender.
     pub sender: String,
-    /// Sent by this device.
+    /// Sent by this user (from this device, or a copy from another of its
+    /// devices).
     pub outgoing: bool,
     /// Plaintext body.
     pub body: Vec<u8>,

@@ -165,6 +165,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE threads ADD COLUMN admin TEXT;
     "#,
+    // 7: received distribution ids scoped to their sending device (a member
+    // could claim another's id first); older mappings keep an empty device
+    // and serve as the fallback.
+    r#"
+    CREATE TABLE sender_key_owner (
+        device_id       BLOB NOT NULL,
+        distribution_id BLOB NOT NULL,
+        thread_id       TEXT NOT NULL,
+        PRIMARY KEY (device_id, distribution_id)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO sender_key_owner (device_id, distribution_id, thread_id)
+        SELECT X'', distribution_id, thread_id FROM sender_key_index;
+    DROP TABLE sender_key_index;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -110,7 +110,17 @@ pub(crate) fn upsert_in(
     Ok(())
 }
 
-/// Members of a thread, sorted.
+/// A thread's title, if the thread exists.
+pub(crate) fn title_of(conn: &Connection, thread_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT title FROM threads WHERE id = ?1",
+            [thread_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The thread's admin (its creator), if recorded.
 pub(crate) fn admin_of(conn: &Connection, thread_id: &str) -> Result<Option<String>, StoreError> {
     Ok(conn

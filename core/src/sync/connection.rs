@@ -78,6 +78,11 @@ pub struct EnrolOptions {
     /// then on only devices it certifies are messaged or believed. `None`:
     /// open mode (trust on first use).
     pub org_key: Option<String>,
+    /// For a further device of `user`: the link one of the user's devices
+    /// made for this one ([`Client::link_device`](crate::Client::link_device)
+    /// there, with this profile's device id). `None` for a user's first
+    /// device.
+    pub link: Option<Vec<u8>>,
 }
 
 /// A verified relay session, as the app sees it.
@@ -155,6 +160,19 @@ pub fn registration(
     push_endpoint: Option<&str>,
     timestamp_ms: i64,
 ) -> Result<RegisterRequest> {
+    registration_with_link(account, user, push_endpoint, timestamp_ms, None)
+}
+
+/// [`registration`] of a further device of `user`, with the
+/// [`DeviceLink`](occ_protocol::link::DeviceLink) one of the user's devices
+/// signed for it.
+pub fn registration_with_link(
+    account: &Account,
+    user: &str,
+    push_endpoint: Option<&str>,
+    timestamp_ms: i64,
+    link: Option<&[u8]>,
+) -> Result<RegisterRequest> {
     let identity = account.identity();
     let mut w = occ_protocol::codec::Writer::new();
     identity.public().keys().write(&mut w);
@@ -165,6 +183,7 @@ pub fn registration(
         one_time_prekeys: one_time_prekeys_json(&account.one_time_prekeys()),
         push_endpoint: push_endpoint.map(str::to_string),
         timestamp_ms,
+        link: link.map(|l| l.to_vec().into()),
         signature: Vec::new().into(),
     };
     req.signature = identity.sign(b"", &register_message(&req)).to_vec().into();
@@ -260,11 +279,16 @@ impl Engine {
             let mut account = l.account.clone();
             let missing = PREKEY_BATCH.saturating_sub(account.one_time_prekey_count());
             account.replenish_one_time_prekeys(missing)?;
-            let request = registration(
+            if let Some(link) = &opts.link {
+                crate::crypto::link::verify_link(link, &opts.user, &account.device_id().0)
+                    .map_err(|why| Error::invalid(format!("cannot enrol with this link: {why}")))?;
+            }
+            let request = registration_with_link(
                 &account,
                 &opts.user,
                 opts.push_endpoint.as_deref(),
                 info.server_time_ms,
+                opts.link.as_deref(),
             )?;
             l.store.save_account(&account)?;
             l.account = account.clone();
@@ -280,12 +304,20 @@ impl Engine {
                 "the registration answer does not match this device or relay",
             ));
         }
+        let linked_by = opts
+            .link
+            .as_deref()
+            .and_then(|l| {
+                crate::crypto::link::verify_link(l, &opts.user, &account.device_id().0).ok()
+            })
+            .map(hex::encode);
         let enrolment = Enrolment {
             relay: opts.relay,
             user: opts.user,
             device_id,
             service_key: hex::encode(info.service_key),
             org_key: org_key.map(hex::encode),
+            linked_by,
         };
         let spk_id = account.signed_prekey()?.id;
         let json = serde_json::to_vec(&enrolment)

@@ -18,6 +18,7 @@ use occ_protocol::IdentityKeys;
 use occ_protocol::api::{InboxItem, device_id_hex, parse_device_id};
 
 use super::Engine;
+use crate::crypto::link::{link_device, verify_link};
 use crate::crypto::org::{CertificateError, verify_certificate, verify_revocations};
 use crate::crypto::{CryptoError, DeviceId, IdentityPublic};
 use crate::error::{Error, Result};
@@ -38,8 +39,9 @@ pub(crate) struct Device {
 pub(crate) struct Sender {
     pub(crate) user: String,
     pub(crate) identity: Option<Vec<u8>>,
-    /// Its organisation certificate verified (organisation mode).
-    pub(crate) certified: bool,
+    /// Vouched for: its organisation certificate verified (organisation
+    /// mode), or linked by a device trusted for its user.
+    pub(crate) vouched: bool,
 }
 
 /// What a user sees to check a contact's identity.
@@ -68,6 +70,39 @@ pub struct ContactDevice {
 pub(crate) struct Directory {
     cache: Mutex<HashMap<String, (Vec<Device>, i64)>>,
     revocations_checked_ms: Mutex<Option<i64>>,
+}
+
+/// Whether `device` is vouched for as `user`'s by links: for our own user,
+/// it is the device that linked this one; otherwise `link` verifies and its
+/// linker is this device (for our own user) or a device already trusted for
+/// `user`.
+fn vouched_by_link(
+    l: &super::Local,
+    me: &str,
+    user: &str,
+    link: Option<&[u8]>,
+    device: &[u8; 32],
+) -> Result<bool> {
+    if user == me
+        && l.enrolment
+            .as_ref()
+            .and_then(|e| e.linked_by.as_deref())
+            .is_some_and(|by| by == hex::encode(device))
+    {
+        return Ok(true);
+    }
+    let Some(linker) = link.and_then(|b| verify_link(b, user, device).ok()) else {
+        return Ok(false);
+    };
+    if user == me && linker == l.account.device_id().0 {
+        return Ok(true);
+    }
+    let conn = &l.store.conn;
+    Ok(contacts::user_of(conn, &linker)?.as_deref() == Some(user)
+        && matches!(
+            contacts::trust_of(conn, &linker)?,
+            Some(Trust::Trusted | Trust::Verified)
+        ))
 }
 
 /// Parses and verifies an encoded identity.
@@ -306,14 +341,18 @@ impl Engine {
             Some(org) => self.revoked(org, now).await?,
             None => HashSet::new(),
         };
+        let (me, my_device) = self.with_local(|l| Ok((l.user()?, l.account.device_id())))?;
         let mut listed_uncertified = false;
-        let mut devices = Vec::new();
+        let mut checked = Vec::new();
         for d in listed.devices {
             let identity = identity_from(d.identity.as_slice())?;
             if device_id_hex(&identity.keys().signing_key) != d.device_id {
                 return Err(self.directory_refused(format!(
                     "the relay listed a device of {user} under a wrong id"
                 )));
+            }
+            if identity.device_id() == my_device {
+                continue;
             }
             if let Some(org) = &org_key
                 && let Err(why) = verify_certificate(
@@ -335,34 +374,72 @@ impl Engine {
                 listed_uncertified = true;
                 continue;
             }
-            let certified = org_key.is_some();
-            let (added, known) = self.with_local(|l| {
-                let id = identity.device_id().0;
-                let added = contacts::add_in(
-                    &l.store.conn,
-                    now,
-                    &id,
-                    user,
-                    d.identity.as_slice(),
-                    certified,
-                )?;
-                Ok((added, contacts::user_of(&l.store.conn, &id)?))
-            })?;
-            if added == contacts::Added::KeyChange {
-                self.key_changed(user, &d.device_id);
-            }
-            if let Some(known) = known
-                && known != user
-            {
-                return Err(self.directory_refused(format!(
-                    "the relay listed device {} for {user}, but it belongs to {known}",
-                    d.device_id
-                )));
-            }
-            devices.push(Device {
-                id: identity.device_id(),
+            checked.push((d, identity));
+        }
+        // A user's devices are learned in the order they were added: those
+        // without a link first, then each linked one once its linker is
+        // trusted; links that never chain to a trusted device last (unvouched).
+        let (mut pending, unlinked): (Vec<_>, Vec<_>) =
+            checked.into_iter().partition(|(d, _)| d.link.is_some());
+        let mut devices = Vec::new();
+        for (d, identity) in unlinked {
+            let vouched = org_key.is_some()
+                || self
+                    .with_local(|l| vouched_by_link(l, &me, user, None, &identity.device_id().0))?;
+            devices.push(self.learn_device(
+                user,
+                &me,
+                &d.device_id,
+                d.identity.as_slice(),
                 identity,
-            });
+                vouched,
+                now,
+            )?);
+        }
+        loop {
+            let mut next = Vec::new();
+            let mut progressed = false;
+            for (d, identity) in pending {
+                let by_link = self.with_local(|l| {
+                    vouched_by_link(
+                        l,
+                        &me,
+                        user,
+                        d.link.as_ref().map(|b| b.as_slice()),
+                        &identity.device_id().0,
+                    )
+                })?;
+                if by_link {
+                    devices.push(self.learn_device(
+                        user,
+                        &me,
+                        &d.device_id,
+                        d.identity.as_slice(),
+                        identity,
+                        true,
+                        now,
+                    )?);
+                    progressed = true;
+                } else {
+                    next.push((d, identity));
+                }
+            }
+            pending = next;
+            if !progressed || pending.is_empty() {
+                break;
+            }
+        }
+        for (d, identity) in pending {
+            let vouched = org_key.is_some();
+            devices.push(self.learn_device(
+                user,
+                &me,
+                &d.device_id,
+                d.identity.as_slice(),
+                identity,
+                vouched,
+                now,
+            )?);
         }
         if devices.is_empty() && listed_uncertified {
             return Err(Error::untrusted(format!(
@@ -375,6 +452,56 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(user.to_string(), (devices.clone(), now));
         Ok(devices)
+    }
+
+    /// Records a listed device of `user` as a contact (raising a key change)
+    /// and checks it has not belonged to another user.
+    #[allow(clippy::too_many_arguments)]
+    fn learn_device(
+        &self,
+        user: &str,
+        me: &str,
+        hex_id: &str,
+        encoded: &[u8],
+        identity: IdentityPublic,
+        vouched: bool,
+        now: i64,
+    ) -> Result<Device> {
+        let id = identity.device_id().0;
+        let (added, known) = self.with_local(|l| {
+            let added =
+                contacts::add_in(&l.store.conn, now, &id, user, encoded, vouched, user == me)?;
+            Ok((added, contacts::user_of(&l.store.conn, &id)?))
+        })?;
+        if added == contacts::Added::KeyChange {
+            self.key_changed(user, hex_id);
+        }
+        if let Some(known) = known
+            && known != user
+        {
+            return Err(self.directory_refused(format!(
+                "the relay listed device {hex_id} for {user}, but it belongs to {known}"
+            )));
+        }
+        Ok(Device {
+            id: identity.device_id(),
+            identity,
+        })
+    }
+
+    /// Signs a link for another device of this user (see
+    /// [`crate::crypto::link`]).
+    pub(crate) fn link_device(&self, device_id: &str) -> Result<Vec<u8>> {
+        let device = parse_device_id(device_id)
+            .ok_or_else(|| Error::invalid("a device id is 64 hex characters"))?;
+        self.with_local(|l| {
+            let me = l.user()?;
+            if device == l.account.device_id().0 {
+                return Err(Error::invalid("a device cannot link itself"));
+            }
+            let now = l.store.now_ms();
+            Ok(link_device(l.account.identity(), &me, &device, now).encode())
+        })
     }
 
     /// The user of every sending device on a page: from the contacts, or —
@@ -411,7 +538,7 @@ impl Engine {
                 Some(user) => Some(Sender {
                     user,
                     identity: None,
-                    certified: false,
+                    vouched: false,
                 }),
                 None => {
                     let hex = id.to_hex();
@@ -424,7 +551,18 @@ impl Engine {
                     match looked_up {
                         Ok(d) if d.device_id == id.to_hex() => {
                             let checked = match &org_key {
-                                None => Ok(false),
+                                None => self
+                                    .with_local(|l| {
+                                        let me = l.user()?;
+                                        vouched_by_link(
+                                            l,
+                                            &me,
+                                            &d.user,
+                                            d.link.as_ref().map(|b| b.as_slice()),
+                                            &id.0,
+                                        )
+                                    })
+                                    .map(Ok)?,
                                 Some(org) => verify_certificate(
                                     org,
                                     d.certificate.as_ref().map(|c| c.as_slice()),
@@ -435,10 +573,10 @@ impl Engine {
                                 .map(|()| true),
                             };
                             match checked {
-                                Ok(certified) => Some(Sender {
+                                Ok(vouched) => Some(Sender {
                                     user: d.user,
                                     identity: Some(d.identity.0),
-                                    certified,
+                                    vouched,
                                 }),
                                 Err(why) => {
                                     self.uncertified(&d.user, &d.device_id, &why);

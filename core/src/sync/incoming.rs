@@ -434,7 +434,8 @@ fn process_item(
             &sender.0,
             &known.user,
             first_seen,
-            known.certified,
+            known.vouched,
+            known.user == me,
         )?;
     }
     if contacts::trust_of(conn, &sender.0)? == Some(contacts::Trust::Pending) {
@@ -505,7 +506,20 @@ fn store_text(
                 format!("{sender_user} is not a member of {}", t.thread_id),
             ));
         }
-    } else if t.thread_id != direct_thread_id(me, sender_user) {
+    }
+    // A copy of what this user sent from another of its devices: stored as
+    // sent. A direct one names its peer in the title.
+    let own = sender_user == me;
+    let peer = if own {
+        t.thread_title.as_str()
+    } else {
+        sender_user
+    };
+    if !t.group
+        && (t.thread_id != direct_thread_id(me, peer)
+            || peer == me
+            || !occ_protocol::ids::valid_user_name(peer))
+    {
         return Err(Refusal::refused(
             SecurityEventKind::Misrouted,
             "a direct message for another conversation",
@@ -514,17 +528,18 @@ fn store_text(
     let (title, kind) = if t.group {
         (t.thread_title.as_str(), ThreadKind::Group)
     } else {
-        (sender_user, ThreadKind::Direct)
+        (peer, ThreadKind::Direct)
     };
     store_threads::upsert_in(conn, &t.thread_id, title, kind, now, OnExisting::MarkActive)?;
+    let id = super::scoped_message_id(sender_user, &t.message_id);
     let inserted = messages::insert_in(
         conn,
         now,
         &NewMessage {
-            id: &t.message_id,
+            id: &id,
             thread_id: &t.thread_id,
             sender: sender_user,
-            outgoing: false,
+            outgoing: own,
             body: &t.body,
             sent_ms: t.sent_ms,
             ttl_expiry_ms: t.ttl_expiry_ms.min(item.expires_ms),
@@ -535,7 +550,7 @@ fn store_text(
         Inserted::New => ItemOutcome::Stored {
             message: ReceivedMessage {
                 thread_id: t.thread_id,
-                message_id: t.message_id,
+                message_id: id,
                 sender: sender_user.to_string(),
             },
         },
@@ -563,13 +578,13 @@ fn decrypt_item(
     // the store takes) outlives this function.
     let plaintext = zeroize::Zeroizing::new(match envelope {
         Envelope::Group(g) => {
-            let thread = distributions::thread_of(conn, &g.distribution_id)?
+            let thread = distributions::thread_of(conn, &sender.0, &g.distribution_id)?
                 .ok_or_else(|| Refusal::undecryptable(CryptoError::UnknownSenderKey))?;
             let keys = work
                 .threads
                 .existing(conn, &thread)?
                 .ok_or_else(|| Refusal::undecryptable(CryptoError::UnknownSenderKey))?;
-            let (from, plaintext) = match keys.decrypt_message(g) {
+            let (from, plaintext) = match keys.decrypt_message(sender, g) {
                 Ok((from, pt)) => (from, zeroize::Zeroizing::new(pt)),
                 Err(CryptoError::DuplicateMessage) => return Ok(Decrypted::Duplicate),
                 Err(e) => return Err(Refusal::undecryptable(e)),

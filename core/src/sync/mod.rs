@@ -54,7 +54,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::store::Store;
 
-pub use connection::{PREKEY_BATCH, registration};
+pub use connection::{PREKEY_BATCH, registration, registration_with_link};
 pub use directory::{ContactDevice, ContactIdentity};
 pub use incoming::{INBOX_PAGE, ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};
 pub use outgoing::{DeliveryFailure, FlushReport, MAX_BACKOFF_MS, MAX_TEXT_LEN, Recipient};
@@ -77,6 +77,10 @@ pub struct Enrolment {
     /// The organisation key pinned at enrolment (hex), if any.
     #[serde(default)]
     pub org_key: Option<String>,
+    /// The device of the same user that linked this one (hex), if it
+    /// enrolled with a link: trusted as its own user's device.
+    #[serde(default)]
+    pub linked_by: Option<String>,
 }
 
 /// The part of an open profile that lives on this device.
@@ -185,6 +189,25 @@ impl Engine {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The local id of message `wire_id` sent by `sender`: the sender chooses
+/// the id on the wire, so it is scoped to the sender (32 hex characters of
+/// SHA-256 over both) — another member sending the same wire id first
+/// stores a different message and pre-empts nothing. Every device of every
+/// member derives the same id, the sender's own included.
+pub fn scoped_message_id(sender: &str, wire_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"occ/v1/message-id");
+    h.update(
+        u32::try_from(sender.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    h.update(sender.as_bytes());
+    h.update(wire_id.as_bytes());
+    hex::encode(&h.finalize()[..16])
 }
 
 /// Random lowercase hex of `N` bytes (message ids, idempotency keys).

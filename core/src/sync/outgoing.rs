@@ -93,6 +93,11 @@ pub(crate) enum FlushMode {
     Now,
 }
 
+/// Whether a row carries a membership change rather than a message.
+fn is_control(row: &OutboxRow) -> bool {
+    row.message_id.starts_with(super::threads::CONTROL_PREFIX)
+}
+
 fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -157,9 +162,10 @@ impl Local {
         let ttl_expiry_ms = now
             .checked_add(ttl_ms)
             .ok_or_else(|| Error::invalid("the TTL runs past the end of time"))?;
-        let message_id = random_hex::<16>()?;
+        let wire_id = random_hex::<16>()?;
+        let message_id = super::scoped_message_id(&me, &wire_id);
         let payload = Payload::Text(TextMessage {
-            message_id: message_id.clone(),
+            message_id: wire_id,
             thread_id: thread_id.clone(),
             thread_title: title.clone(),
             group,
@@ -213,10 +219,19 @@ impl Local {
     }
 }
 
+/// What one outbox row carries.
+enum Carried {
+    /// A message.
+    Text(TextMessage),
+    /// A membership change of a thread we administer (a control row).
+    Members(ThreadInfo),
+}
+
 /// What sealing one row needs from the network, decided under the lock.
 struct SealPlan {
-    text: TextMessage,
+    carried: Carried,
     users: Vec<String>,
+    me: String,
     my_device: DeviceId,
 }
 
@@ -276,10 +291,12 @@ impl Engine {
             match self.deliver(&row).await {
                 Ok(()) => {
                     self.with_local(|l| Ok(outbox::remove_in(&l.store.conn, row.seq)?))?;
-                    report.sent += 1;
-                    self.events.emit(ClientEvent::MessageSent {
-                        message_id: row.message_id.clone(),
-                    });
+                    if !is_control(&row) {
+                        report.sent += 1;
+                        self.events.emit(ClientEvent::MessageSent {
+                            message_id: row.message_id.clone(),
+                        });
+                    }
                 }
                 Err(e) if e.is_transient() => {
                     let backoff = (1000i64 << row.attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
@@ -323,7 +340,8 @@ impl Engine {
         Ok(report)
     }
 
-    /// Drops an undeliverable row and tells the app.
+    /// Drops an undeliverable row and tells the app (a control row has no
+    /// message to tell about: only logged).
     fn drop_row(
         &self,
         row: &OutboxRow,
@@ -331,6 +349,10 @@ impl Engine {
         record: Option<SecurityEventKind>,
         report: &mut FlushReport,
     ) -> Result<()> {
+        if is_control(row) {
+            tracing::info!("a membership update was not sent: {reason}");
+            return self.with_local(|l| Ok(outbox::remove_in(&l.store.conn, row.seq)?));
+        }
         self.with_local(|l| {
             outbox::remove_in(&l.store.conn, row.seq)?;
             if let Some(kind) = record {
@@ -379,6 +401,22 @@ impl Engine {
             self.require_trusted(user, &of_user)?;
             devices.extend(of_user.into_iter().filter(|d| d.id != plan.my_device));
         }
+        // This user's other devices get a copy of what it sends: those this
+        // device linked, or trusts through a chain of links (an unvouched
+        // one the relay lists is left out, never a reason to hold).
+        let mine = self.devices_of(&plan.me).await?;
+        let mine = self.with_local(|l| {
+            let mut out = Vec::new();
+            for d in mine {
+                if crate::store::contacts::trust_of(&l.store.conn, &d.id.0)?
+                    .is_some_and(|t| t != crate::store::Trust::Pending)
+                {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })?;
+        devices.extend(mine);
         let without_session: Vec<Device> = self.with_local(|l| {
             let mut out = Vec::new();
             for d in &devices {
@@ -413,8 +451,12 @@ impl Engine {
 /// Reads what the row needs: its payload and the users it goes to.
 fn plan_seal(l: &Local, row: &OutboxRow) -> Result<SealPlan> {
     let me = l.user()?;
-    let Ok(Payload::Text(text)) = Payload::parse(&row.payload) else {
-        return Err(Error::corrupt("a queued message is unreadable"));
+    let carried = match Payload::parse(&row.payload) {
+        Ok(Payload::Text(text)) => Carried::Text(text),
+        Ok(Payload::ThreadInfo(info)) if matches!(row.target, Target::Thread(_)) => {
+            Carried::Members(info)
+        }
+        _ => return Err(Error::corrupt("a queued message is unreadable")),
     };
     let users = match &row.target {
         Target::User(u) => vec![u.clone()],
@@ -424,8 +466,9 @@ fn plan_seal(l: &Local, row: &OutboxRow) -> Result<SealPlan> {
             .collect(),
     };
     Ok(SealPlan {
-        text,
+        carried,
         users,
+        me,
         my_device: l.account.device_id(),
     })
 }
@@ -513,27 +556,36 @@ impl Local {
                     keys.rotate(secs(now))?;
                 }
                 let distribution = keys.distribution();
+                let title = match &plan.carried {
+                    Carried::Text(t) => t.thread_title.clone(),
+                    Carried::Members(i) => i.title.clone(),
+                };
                 let info = Payload::ThreadInfo(ThreadInfo {
                     thread_id: thread.clone(),
-                    title: plan.text.thread_title.clone(),
+                    title,
                     members,
                 })
                 .encode();
                 let key_payload = Payload::SenderKey(distribution.clone()).encode();
+                let control = matches!(plan.carried, Carried::Members(_));
                 let mut shared = Vec::new();
                 for d in &targets {
                     let has = distributions::shared_with(&self.store.conn, thread, &d.id.0)?;
-                    if has.as_deref() != Some(&distribution.distribution_id[..]) {
+                    // A control row goes to every member device: the list
+                    // changed even for those that hold our key.
+                    if control || has.as_deref() != Some(&distribution.distribution_id[..]) {
                         sessions.encrypt(self, d, &[&info, &key_payload], &mut envelopes)?;
                         shared.push(d.id);
                     }
                 }
-                let group = keys.encrypt(&row.payload)?;
-                for d in &targets {
-                    envelopes.push(OutEnvelope {
-                        device_id: d.id.to_hex(),
-                        envelope: group.clone().into(),
-                    });
+                if !control {
+                    let group = keys.encrypt(&row.payload)?;
+                    for d in &targets {
+                        envelopes.push(OutEnvelope {
+                            device_id: d.id.to_hex(),
+                            envelope: group.clone().into(),
+                        });
+                    }
                 }
                 thread_keys = Some((thread.clone(), keys, shared));
             }
@@ -544,7 +596,10 @@ impl Local {
         let request = SendRequest {
             idempotency_key: row.idempotency_key.clone(),
             ttl_secs: u64::try_from(row.ttl_secs).unwrap_or(1),
-            class: "text".into(),
+            class: match plan.carried {
+                Carried::Text(_) => "text".into(),
+                Carried::Members(_) => "control".into(),
+            },
             thread: match &row.target {
                 Target::Thread(t) => Some(t.clone()),
                 Target::User(_) => None,

@@ -14,8 +14,11 @@
 //!   are bound to `<user>`: nobody else can start the thread, so it cannot be
 //!   squatted; free-form ids take their first member list's sender as admin.
 //! - Removing a member forgets their sender keys and rotates ours, so nothing
-//!   sent afterwards is readable by them; a received update that drops members
-//!   does the same on the receiving side.
+//!   sent afterwards is readable by them, and queues a control row (the new
+//!   list and our new key) that reaches every remaining member device at the
+//!   next flush, without waiting for a message; a received update that drops
+//!   members does the same on the receiving side, so no member encrypts to
+//!   the removed user again.
 //!
 //! The `apply_*` functions run inside the inbox page's transaction, on the
 //! page's working copy of thread keys; they refuse what a non-member sends.
@@ -24,7 +27,7 @@ use std::collections::HashMap;
 
 use occ_protocol::SenderKeyDistribution;
 use occ_protocol::ids::is_direct_thread_id;
-use occ_protocol::payload::ThreadInfo;
+use occ_protocol::payload::{Payload, ThreadInfo};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
@@ -32,6 +35,7 @@ use super::Local;
 use super::incoming::Refusal;
 use crate::crypto::{DeviceId, ThreadKeys};
 use crate::error::{Error, Result};
+use crate::store::outbox::{self, NewOutboxRow, Target};
 use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
 use crate::store::{SecurityEventKind, contacts, crypto_state, distributions};
 
@@ -165,11 +169,20 @@ fn forget_user_keys(conn: &Connection, keys: &mut ThreadKeys, user: &str, now: i
     Ok(())
 }
 
+/// The id prefix of an outbox row that carries a membership change rather
+/// than a message (it has no message row and raises no message events).
+pub(crate) const CONTROL_PREFIX: &str = "control-";
+
+/// How long the relay keeps a membership change for a member who is offline.
+const CONTROL_TTL_SECS: i64 = 7 * 24 * 3600;
+
 impl Local {
     /// Removes `user` from a thread: their sender keys are forgotten and ours
-    /// is rotated, so nothing sent afterwards is readable by them. The new key
-    /// and the new member list go to the remaining members with the next
-    /// message (they then forget the user's keys and rotate their own).
+    /// is rotated, so nothing sent afterwards is readable by them. A control
+    /// row queued in the same transaction carries the new member list and our
+    /// new key to every remaining member device at the next flush, without
+    /// waiting for a message: each member then forgets the user's keys,
+    /// rotates its own and stops encrypting to the user.
     pub(crate) fn remove_member(&mut self, thread_id: &str, user: &str) -> Result<()> {
         let me = self.user()?;
         let members = store_threads::members(&self.store.conn, thread_id)?;
@@ -200,6 +213,25 @@ impl Local {
         store_threads::set_members_in(&tx, thread_id, &remaining)?;
         crypto_state::save_thread_keys_in(&tx, now, &keys)?;
         distributions::forget_shared_in(&tx, thread_id)?;
+        let title = store_threads::title_of(&tx, thread_id)?.unwrap_or_default();
+        let info = Payload::ThreadInfo(ThreadInfo {
+            thread_id: thread_id.to_string(),
+            title,
+            members: remaining,
+        })
+        .encode();
+        outbox::enqueue_in(
+            &tx,
+            now,
+            &NewOutboxRow {
+                idempotency_key: &super::random_hex::<16>()?,
+                message_id: &format!("{CONTROL_PREFIX}{}", super::random_hex::<16>()?),
+                target: &Target::Thread(thread_id.to_string()),
+                payload: &info,
+                ttl_secs: CONTROL_TTL_SECS,
+                expires_ms: now.saturating_add(CONTROL_TTL_SECS * 1000),
+            },
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -407,6 +439,6 @@ pub(crate) fn apply_sender_key(
     let keys = cache.get_or_load(conn, thread, now)?;
     keys.add_member_key(sender, d)
         .map_err(|e| Refusal::refused(SecurityEventKind::RefusedSenderKey, e.to_string()))?;
-    distributions::index_in(conn, &d.distribution_id, thread)?;
+    distributions::index_in(conn, &sender.0, &d.distribution_id, thread)?;
     Ok(())
 }

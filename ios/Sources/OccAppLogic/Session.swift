@@ -40,7 +40,7 @@ public final class ProfileSession {
     @discardableResult
     public func enrol(url: String, pin: String, user: String, caPem: String? = nil) async throws -> Enrolment {
         try await client.enrol(options: EnrolOptions(relay: relaySettings(url: url, pins: [pin], caPem: caPem),
-                                                     user: user, pushEndpoint: nil, orgKey: nil))
+                                                     user: user, pushEndpoint: nil, orgKey: nil, link: nil))
     }
 
     public func startSync() throws {

@@ -39,7 +39,7 @@ func tempDir() throws -> URL {
 func enrolled(_ relay: TestRelay, _ prefix: String) async throws -> (Client, String) {
     let user = uniqueUser(prefix)
     let client = try Client.create(dir: try tempDir().path, key: try generateDatabaseKey())
-    _ = try await client.enrol(options: EnrolOptions(relay: relay.settings(), user: user, pushEndpoint: nil, orgKey: nil))
+    _ = try await client.enrol(options: EnrolOptions(relay: relay.settings(), user: user, pushEndpoint: nil, orgKey: nil, link: nil))
     return (client, user)
 }
 
@@ -114,7 +114,7 @@ final class BindingTests: XCTestCase {
         let client = try Client.create(dir: try tempDir().path, key: try generateDatabaseKey())
         let wrong = "sha256/" + String(repeating: "A", count: 43) + "="
         do {
-            _ = try await client.enrol(options: EnrolOptions(relay: relay.settings(pins: [wrong]), user: uniqueUser("x"), pushEndpoint: nil, orgKey: nil))
+            _ = try await client.enrol(options: EnrolOptions(relay: relay.settings(pins: [wrong]), user: uniqueUser("x"), pushEndpoint: nil, orgKey: nil, link: nil))
             XCTFail("a wrong pin was accepted")
         } catch let OccError.PinMismatch(host, presented) {
             XCTAssertEqual(host, "localhost")
@@ -196,7 +196,7 @@ final class AppLogicTests: XCTestCase {
         let device = try ProfileSwitcher(root: root, wrapper: SoftwareKeyWrapper(),
                                          keys: try WrappedKeyStore(dir: root.appendingPathComponent("keys")))
         let alice = try device.create(name: "alice")
-        _ = try await alice.enrol(options: EnrolOptions(relay: relay.settings(), user: uniqueUser("alice"), pushEndpoint: nil, orgKey: nil))
+        _ = try await alice.enrol(options: EnrolOptions(relay: relay.settings(), user: uniqueUser("alice"), pushEndpoint: nil, orgKey: nil, link: nil))
         try await alice.setKeepPeriodSecs(secs: 3_600)
         let bob = try device.create(name: "bob")
         XCTAssertTrue(alice.isClosed())

@@ -57,13 +57,17 @@ fun relaySettings(
     pinsLapseToChain: Boolean = false,
 ): RelaySettings = RelaySettings(url, pins, pinsExpireMs, pinsLapseToChain, caPem)
 
-/** Options to enrol as [user] with [relay]; [orgKey] (hex) pins the organisation key. */
+/**
+ * Options to enrol as [user] with [relay]; [orgKey] (hex) pins the organisation key;
+ * [link] (from `linkDevice` on another device of [user]) enrols a further device.
+ */
 fun enrolOptions(
     relay: RelaySettings,
     user: String,
     pushEndpoint: String? = null,
     orgKey: String? = null,
-): EnrolOptions = EnrolOptions(relay, user, pushEndpoint, orgKey)
+    link: ByteArray? = null,
+): EnrolOptions = EnrolOptions(relay, user, pushEndpoint, orgKey, link)
 
 /** The body as text (occ carries bytes; apps that send text read it so). */
 val StoredMessage.text: String get() = body.decodeToString()

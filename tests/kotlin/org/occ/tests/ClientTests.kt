@@ -51,6 +51,7 @@ fun main() = runTests(
         "the core's log reaches the app's logger, without content" to ::logging,
         "background sync delivers with no calls from the app" to ::backgroundSync,
         "safety numbers match on both sides; verifying marks every device" to ::safetyNumbers,
+        "a linked second device receives too and shows what the first sent" to ::linkedDevices,
     ),
 )
 
@@ -341,6 +342,31 @@ suspend fun safetyNumbers(relay: Relay) {
                 error("an unknown contact has no safety number")
             } catch (e: OccException.NotFound) {
                 // expected
+            }
+        }
+    }
+}
+
+suspend fun linkedDevices(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    val alice2 = Client.create(tempDir("$a-2").path, newKey())
+    alice.use {
+        bob.use {
+            alice2.use {
+                val link = alice.linkDevice(alice2.deviceId())
+                alice2.enrol(enrolOptions(relay.settings(), a, link = link))
+                expectEqual(alice.deviceId(), alice2.enrolment()?.linkedBy, "linked by")
+                val team = alice.newThreadId()
+                check(team.startsWith("g:$a:")) { "a thread id bound to its creator: $team" }
+                alice.sendText(thread(team, b), "from the phone", 600.seconds)
+                expectEqual(1u, alice.flush().sent, "sent")
+                bob.receive(0u)
+                alice2.receive(0u)
+                expectEqual(listOf("from the phone"), bob.messages(team, 50u).map { it.text }, "bob")
+                val copy = alice2.messages(team, 50u).single()
+                expectEqual("from the phone" to true, copy.text to copy.outgoing, "alice's tablet")
+                expectEqual(listOf(a, b).sorted(), alice2.threadMembers(team), "members on the tablet")
             }
         }
     }

@@ -1,0 +1,262 @@
+//! Several devices per user: a device links another of its user's devices;
+//! messages fan out to every device of each recipient and to the sender's
+//! own other devices. Played against the relay too: it cannot add a device
+//! to a user — unlinked registrations are refused, and a device it inserts
+//! itself is neither messaged nor believed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Env, count, real_now_ms, texts, to};
+use occ_core::crypto::link::link_device;
+use occ_core::sync::direct_thread_id;
+use occ_core::transport::TransportError;
+use occ_core::{Client, Error, Recipient, SecurityEventKind};
+use occ_protocol::api::parse_device_id;
+
+/// A second profile `profile` for `user`, linked by `from`.
+async fn linked(env: &Env, from: &Client, profile: &str, user: &str) -> Client {
+    let c = env.new_client(profile);
+    let link = from
+        .link_device(&c.device_id().await.unwrap())
+        .await
+        .unwrap();
+    let mut opts = env.options(user);
+    opts.link = Some(link);
+    c.enrol(opts).await.unwrap();
+    c
+}
+
+/// A thread's bodies, oldest first, and whether each was sent by this user.
+async fn bodies(c: &Client, thread: &str) -> Vec<(String, bool)> {
+    let list = c
+        .messages(thread, 50)
+        .await
+        .unwrap_or_else(|e| panic!("{thread}: {e}"));
+    let mut out: Vec<(String, bool)> = texts(&list)
+        .into_iter()
+        .zip(list.iter().map(|m| m.outgoing))
+        .collect();
+    out.reverse();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bob_receives_on_both_devices_and_alice_sees_what_she_sent() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let carol = env.client("carol").await;
+    let bob2 = linked(&env, &bob, "bob2", "bob").await;
+    let alice2 = linked(&env, &alice, "alice2", "alice").await;
+    let recorders: Vec<_> = [&alice, &bob, &carol, &bob2, &alice2]
+        .iter()
+        .map(|c| {
+            let r = Arc::new(common::Recorder::default());
+            c.set_listener(Some(r.clone()));
+            r
+        })
+        .collect();
+
+    alice
+        .send(to("bob"), b"hi bob".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let team = alice.new_thread_id().await.unwrap();
+    alice
+        .send(
+            Recipient::Thread {
+                id: team.clone(),
+                members: vec!["bob".into(), "carol".into()],
+            },
+            b"to the team".to_vec(),
+            600,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.flush().await.unwrap().sent, 2);
+    for c in [&bob, &bob2, &carol, &alice2] {
+        c.receive(0).await.unwrap();
+    }
+    let dm = direct_thread_id("alice", "bob");
+    for b in [&bob, &bob2] {
+        assert_eq!(bodies(b, &dm).await, vec![("hi bob".into(), false)]);
+        assert_eq!(bodies(b, &team).await, vec![("to the team".into(), false)]);
+    }
+    assert_eq!(
+        bodies(&carol, &team).await,
+        vec![("to the team".into(), false)]
+    );
+    // Alice's second device shows what she sent from the first, as sent,
+    // in the same conversations (the direct one titled with its peer).
+    assert_eq!(bodies(&alice2, &dm).await, vec![("hi bob".into(), true)]);
+    assert_eq!(
+        bodies(&alice2, &team).await,
+        vec![("to the team".into(), true)]
+    );
+    let threads = alice2.threads().await.unwrap();
+    assert!(
+        threads.iter().any(|t| t.id == dm && t.title == "bob"),
+        "{threads:?}"
+    );
+
+    // Bob answers from his second device: both of alice's devices get it,
+    // and bob's first device shows it as sent.
+    bob2.send(to("alice"), b"got it".to_vec(), 600, None)
+        .await
+        .unwrap();
+    bob2.send(
+        Recipient::Thread {
+            id: team.clone(),
+            members: vec![],
+        },
+        b"on my way".to_vec(),
+        600,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(bob2.flush().await.unwrap().sent, 2);
+    for c in [&alice, &alice2, &bob, &carol] {
+        c.receive(0).await.unwrap();
+    }
+    for a in [&alice, &alice2] {
+        assert_eq!(
+            bodies(a, &dm).await,
+            vec![("hi bob".into(), true), ("got it".into(), false)]
+        );
+    }
+    assert_eq!(
+        bodies(&bob, &dm).await,
+        vec![("hi bob".into(), false), ("got it".into(), true)]
+    );
+    for c in [&alice, &alice2, &carol] {
+        assert_eq!(
+            bodies(c, &team).await.last().unwrap(),
+            &("on my way".to_string(), false)
+        );
+    }
+    assert_eq!(
+        bodies(&bob, &team).await.last().unwrap(),
+        &("on my way".to_string(), true)
+    );
+    // Linked devices are trusted: no key change anywhere, nothing refused.
+    for r in &recorders {
+        assert!(r.alerts().is_empty(), "{:?}", r.alerts());
+    }
+    let devices = alice.contact_identity("bob").await.unwrap().devices;
+    assert_eq!(devices.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_but_a_users_device_adds_a_device_to_it() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    // Any registrant: a second "bob" without a link is refused by the
+    // client's relay...
+    let squatter = env.new_client("squatter");
+    let err = squatter.enrol(env.options("bob")).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    // ... and a link made for another user or device is refused before
+    // anything is sent.
+    let mut stolen = env.options("bob");
+    stolen.link = Some(bob.link_device(&"ab".repeat(32)).await.unwrap());
+    let err = squatter.enrol(stolen).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    // By hand, against the relay: a link signed by a device of another
+    // user, and one whose signature does not verify.
+    let eve = env.raw_device("eve").await;
+    let api = env.api();
+    api.start_session(None).await.unwrap();
+    let newcomer = occ_core::crypto::Account::generate(0).unwrap();
+    let id = newcomer.device_id().0;
+    let by_eve = link_device(eve.account.identity(), "bob", &id, real_now_ms()).encode();
+    let mut forged = link_device(eve.account.identity(), "bob", &id, real_now_ms());
+    forged.linker = parse_device_id(&bob.device_id().await.unwrap()).unwrap();
+    for (link, status) in [(by_eve, 409), (forged.encode(), 400)] {
+        let req = occ_core::sync::registration_with_link(
+            &newcomer,
+            "bob",
+            None,
+            real_now_ms(),
+            Some(&link),
+        )
+        .unwrap();
+        match api.register(&req).await.unwrap_err() {
+            TransportError::Rejected { status: s, .. } => assert_eq!(s, status),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        count(
+            &env.relay_db(),
+            "SELECT count(*) FROM devices WHERE user = 'bob'"
+        ),
+        1
+    );
+
+    // The relay operator inserts devices itself: one for bob (whom alice
+    // knows) and one for alice's own user.
+    alice
+        .send(to("bob"), b"before".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    let rogue_bob = env.raw_device("rogue1").await.device_id();
+    let rogue_alice = env.raw_device("rogue2").await.device_id();
+    common::relay_db_rw(&env.relay_dir)
+        .execute_batch(&format!(
+            "UPDATE devices SET user = 'bob' WHERE device_id = '{rogue_bob}';
+             UPDATE devices SET user = 'alice' WHERE device_id = '{rogue_alice}';"
+        ))
+        .unwrap();
+    alice.close();
+    drop(alice);
+    let alice = env.reopen("alice");
+    let events = Arc::new(common::Recorder::default());
+    alice.set_listener(Some(events.clone()));
+    let carol = env.client("carol").await;
+    alice
+        .send(to("bob"), b"held".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice
+        .send(to("carol"), b"for carol".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let report = alice.flush().await.unwrap();
+    // Bob's added device is a key change (held); alice's own is left out
+    // of her copies (never a reason to hold her messages to carol).
+    assert_eq!((report.sent, report.pending), (1, 1), "{report:?}");
+    assert!(events.alerts().contains(&SecurityEventKind::KeyChanged));
+    for rogue in [&rogue_bob, &rogue_alice] {
+        assert_eq!(
+            count(
+                &env.relay_db(),
+                &format!("SELECT count(*) FROM envelopes WHERE recipient = '{rogue}'")
+            ),
+            0,
+            "nothing is encrypted to a device the relay added"
+        );
+    }
+    carol.receive(0).await.unwrap();
+    assert_eq!(
+        texts(
+            &carol
+                .messages(&direct_thread_id("alice", "carol"), 10)
+                .await
+                .unwrap()
+        ),
+        vec!["for carol"]
+    );
+}
