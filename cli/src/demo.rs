@@ -127,14 +127,17 @@ pub(crate) async fn run() -> Result<(), Fail> {
     note("bob and carol: the same checks passed at enrolment");
 
     say(
-        "3. Alice writes to thread incident-42 (bob, carol); carol is offline",
-        "The message is encrypted once under alice's sender key; the key itself travels to bob and\n\
+        "3. Alice starts a thread with bob and carol; carol is offline",
+        "The thread's id is 128 random bits bound to alice, so nobody can squat or take it over.\n\
+         The message is encrypted once under alice's sender key; the key itself travels to bob and\n\
          carol over X3DH + Double Ratchet sessions made on demand. The relay stores ciphertext only.",
     );
+    let incident = alice.new_thread_id().await?;
+    note(&format!("alice: thread {incident}"));
     alice
         .send(
             Recipient::Thread {
-                id: "incident-42".into(),
+                id: incident.clone(),
                 members: vec!["bob".into(), "carol".into()],
             },
             b"Road closed at the north bridge; use the east access.".to_vec(),
@@ -148,7 +151,7 @@ pub(crate) async fn run() -> Result<(), Fail> {
     note(&format!(
         "bob syncs: {} new message(s): {:?}",
         r.received.received().len(),
-        texts(&bob.messages("incident-42", 10).await?)
+        texts(&bob.messages(&incident, 10).await?)
     ));
     note("carol is still offline; the relay keeps her copy queued");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -156,7 +159,7 @@ pub(crate) async fn run() -> Result<(), Fail> {
     note(&format!(
         "carol comes online: {} new message(s): {:?}",
         r.received.received().len(),
-        texts(&carol.messages("incident-42", 10).await?)
+        texts(&carol.messages(&incident, 10).await?)
     ));
 
     say(
@@ -230,7 +233,7 @@ pub(crate) async fn run() -> Result<(), Fail> {
     alice
         .send(
             Recipient::Thread {
-                id: "incident-42".into(),
+                id: incident.clone(),
                 members: vec![],
             },
             b"Update: east access congested, allow ten minutes.".to_vec(),
@@ -242,12 +245,12 @@ pub(crate) async fn run() -> Result<(), Fail> {
     carol.sync().await?;
     note(&format!(
         "carol now holds {:?}",
-        texts(&carol.messages("incident-42", 10).await?)
+        texts(&carol.messages(&incident, 10).await?)
     ));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     note(&format!(
         "2.5 s later her reads already return {} message(s), before any purge",
-        carol.messages("incident-42", 10).await?.len()
+        carol.messages(&incident, 10).await?.len()
     ));
     let purged = carol.purge().await?;
     note(&format!(
@@ -255,10 +258,10 @@ pub(crate) async fn run() -> Result<(), Fail> {
         purged.kept_too_long_ids.len()
     ));
     note(&format!(
-        "bob, with the default 30-day keep period, still has {} message(s) in incident-42",
+        "bob, with the default 30-day keep period, still has {} message(s) in the thread",
         {
             bob.sync().await?;
-            bob.messages("incident-42", 10).await?.len()
+            bob.messages(&incident, 10).await?.len()
         }
     ));
 

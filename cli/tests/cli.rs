@@ -122,8 +122,9 @@ fn init_send_sync_and_json_output_end_to_end() {
     }
     assert!(m["expires_ms"].as_i64().unwrap() > m["received_ms"].as_i64().unwrap());
 
-    // A thread with two members, from the command line.
-    ok(&occ(&[
+    // A thread with two members, from the command line: a free-form id
+    // cannot start one (it could be squatted); `new` makes a bound id.
+    let free = occ(&[
         "--profile",
         &b,
         "send",
@@ -134,7 +135,27 @@ fn init_send_sync_and_json_output_end_to_end() {
         "--ttl",
         "600",
         "thread hello",
+    ]);
+    assert!(one_line_failure(&free).contains("--thread new"));
+    let started = ok(&occ(&[
+        "--profile",
+        &b,
+        "send",
+        "--to",
+        "alice",
+        "--thread",
+        "new",
+        "--ttl",
+        "600",
+        "thread hello",
     ]));
+    let ops = started
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("thread ")
+        .unwrap()
+        .to_string();
     ok(&occ(&["--profile", &a, "sync"]));
     // A thread with a fresh id bound to its creator.
     let made = ok(&occ(&[
@@ -164,7 +185,7 @@ fn init_send_sync_and_json_output_end_to_end() {
         &a,
         "messages",
         "--thread",
-        "ops-7",
+        &ops,
         "--json",
     ])))
     .unwrap();
@@ -176,7 +197,7 @@ fn init_send_sync_and_json_output_end_to_end() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["id"] == "ops-7" && t["kind"] == "group")
+            .any(|t| t["id"] == ops.as_str() && t["kind"] == "group")
     );
 
     assert!(

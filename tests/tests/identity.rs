@@ -142,8 +142,9 @@ async fn a_non_admin_membership_change_is_refused() {
     let bob = env.client("bob").await;
     let carol = env.client("carol").await;
     let _mallory = env.client("mallory").await;
+    let ops_id = alice.new_thread_id().await.unwrap();
     let thread = |add: &[&str]| occ_core::Recipient::Thread {
-        id: "ops".into(),
+        id: ops_id.clone(),
         members: add.iter().map(|s| s.to_string()).collect(),
     };
     alice
@@ -164,7 +165,7 @@ async fn a_non_admin_membership_change_is_refused() {
         "{e:?}"
     );
     // Nor remove anyone.
-    assert!(bob.remove_member("ops", "carol").await.is_err());
+    assert!(bob.remove_member(&ops_id, "carol").await.is_err());
 
     // A hand-made update from a member who is not the admin: refused.
     let mut raw = env.raw_device("bob2").await;
@@ -179,7 +180,7 @@ async fn a_non_admin_membership_change_is_refused() {
     .unwrap();
     let carol_device = carol.device_id().await.unwrap();
     let info = occ_protocol::payload::Payload::ThreadInfo(occ_protocol::payload::ThreadInfo {
-        thread_id: "ops".into(),
+        thread_id: ops_id.clone(),
         title: "taken over".into(),
         members: vec![
             "alice".into(),
@@ -205,7 +206,7 @@ async fn a_non_admin_membership_change_is_refused() {
         }
         other => panic!("{other:?}"),
     }
-    let mut members = carol.thread_members("ops").await.unwrap();
+    let mut members = carol.thread_members(&ops_id).await.unwrap();
     members.sort();
     assert_eq!(members, ["alice", "bob", "carol"]);
     assert_ne!(
@@ -214,7 +215,7 @@ async fn a_non_admin_membership_change_is_refused() {
             .await
             .unwrap()
             .iter()
-            .find(|t| t.id == "ops")
+            .find(|t| t.id == ops_id)
             .unwrap()
             .title,
         "taken over"
@@ -229,7 +230,7 @@ async fn a_non_admin_membership_change_is_refused() {
     carol.receive(0).await.unwrap();
     assert!(
         carol
-            .thread_members("ops")
+            .thread_members(&ops_id)
             .await
             .unwrap()
             .contains(&"mallory".to_string())
@@ -271,11 +272,50 @@ async fn a_bound_thread_id_cannot_be_squatted() {
     match &r.items[0].outcome {
         ItemOutcome::Rejected { kind, reason } => {
             assert_eq!(*kind, SecurityEventKind::NonMember);
-            assert!(reason.contains("belongs to its admin alice"), "{reason}");
+            assert!(reason.contains("not bound to them"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
     assert!(bob.thread_members(&id).await.unwrap_or_default().is_empty());
+    // A free-form id cannot be started by anyone: not by mallory's device
+    // (so no name can be squatted before its real creator uses it)...
+    let free = occ_protocol::payload::Payload::ThreadInfo(occ_protocol::payload::ThreadInfo {
+        thread_id: "incident-42".into(),
+        title: "squatted".into(),
+        members: vec!["bob".into(), "mallory2".into()],
+    })
+    .encode()
+    .to_vec();
+    raw.send_payload(&bob_device, &free).await;
+    let r = bob.receive(0).await.unwrap();
+    assert!(
+        matches!(
+            r.items[0].outcome,
+            ItemOutcome::Rejected {
+                kind: SecurityEventKind::NonMember,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert!(bob.threads().await.unwrap().is_empty());
+    // ...nor by alice's client, which points to a bound id.
+    let e = alice
+        .send(
+            occ_core::Recipient::Thread {
+                id: "incident-42".into(),
+                members: vec!["bob".into()],
+            },
+            b"x".to_vec(),
+            600,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, occ_core::Error::InvalidInput { reason } if reason.contains("new_thread_id")),
+        "{e:?}"
+    );
     // Alice's real thread.
     alice
         .send(

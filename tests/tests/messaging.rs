@@ -65,8 +65,9 @@ async fn two_and_three_clients_exchange_direct_and_thread_messages() {
     );
 
     // A thread of three; everyone writes.
+    let ops_id = alice.new_thread_id().await.unwrap();
     let thread = |members: &[&str]| Recipient::Thread {
-        id: "ops".into(),
+        id: ops_id.clone(),
         members: members.iter().map(|s| s.to_string()).collect(),
     };
     alice
@@ -87,12 +88,12 @@ async fn two_and_three_clients_exchange_direct_and_thread_messages() {
     carol.sync().await.unwrap();
     for c in [&alice, &bob, &carol] {
         c.sync().await.unwrap();
-        let mut got = texts(&c.messages("ops", 50).await.unwrap());
+        let mut got = texts(&c.messages(&ops_id, 50).await.unwrap());
         got.sort();
         assert_eq!(got, ["from alice", "from bob", "from carol"]);
     }
     let senders: Vec<String> = carol
-        .messages("ops", 50)
+        .messages(&ops_id, 50)
         .await
         .unwrap()
         .iter()
@@ -129,11 +130,12 @@ async fn an_offline_recipient_gets_everything_and_a_relay_restart_loses_nothing(
             .await
             .unwrap();
     }
+    let night = alice.new_thread_id().await.unwrap();
     for i in 0..3 {
         alice
             .send(
                 Recipient::Thread {
-                    id: "night-shift".into(),
+                    id: night.clone(),
                     members: vec!["bob".into(), "carol".into()],
                 },
                 format!("thread {i}").into_bytes(),
@@ -163,7 +165,7 @@ async fn an_offline_recipient_gets_everything_and_a_relay_restart_loses_nothing(
         ["direct 4", "direct 3", "direct 2", "direct 1", "direct 0"]
     );
     assert_eq!(
-        texts(&carol.messages("night-shift", 50).await.unwrap()),
+        texts(&carol.messages(&night, 50).await.unwrap()),
         ["thread 2", "thread 1", "thread 0"]
     );
     // Acknowledged: nothing is left for carol, and a second sync gets nothing.
@@ -445,8 +447,9 @@ async fn a_removed_member_gets_nothing_sent_after_the_removal() {
     let alice = env.client("alice").await;
     let bob = env.client("bob").await;
     let carol = env.client("carol").await;
+    let ops_id = alice.new_thread_id().await.unwrap();
     let ops = |members: &[&str]| Recipient::Thread {
-        id: "ops".into(),
+        id: ops_id.clone(),
         members: members.iter().map(|s| s.to_string()).collect(),
     };
     alice
@@ -463,9 +466,9 @@ async fn a_removed_member_gets_nothing_sent_after_the_removal() {
     carol.sync().await.unwrap();
     alice.sync().await.unwrap();
 
-    alice.remove_member("ops", "bob").await.unwrap();
+    alice.remove_member(&ops_id, "bob").await.unwrap();
     assert!(matches!(
-        alice.remove_member("ops", "bob").await,
+        alice.remove_member(&ops_id, "bob").await,
         Err(Error::NotFound { .. })
     ));
     alice
@@ -475,13 +478,13 @@ async fn a_removed_member_gets_nothing_sent_after_the_removal() {
     alice.sync().await.unwrap();
     // Carol gets it (with alice's new key and the new member list)...
     carol.sync().await.unwrap();
-    let mut got = texts(&carol.messages("ops", 10).await.unwrap());
+    let mut got = texts(&carol.messages(&ops_id, 10).await.unwrap());
     got.sort();
     assert_eq!(got, ["after bob left", "before", "bob speaking"]);
     // ...bob gets nothing more.
     assert_eq!(bob.sync().await.unwrap().received.received().len(), 0);
     assert!(
-        !texts(&bob.messages("ops", 10).await.unwrap()).contains(&"after bob left".to_string())
+        !texts(&bob.messages(&ops_id, 10).await.unwrap()).contains(&"after bob left".to_string())
     );
     // Carol learned of the removal: her next message goes to alice only, under
     // a rotated key, and bob's messages to the thread are refused.
@@ -506,8 +509,9 @@ async fn a_member_added_later_is_known_to_everyone() {
     let alice = env.client("alice").await;
     let bob = env.client("bob").await;
     let carol = env.client("carol").await;
+    let ops_id = alice.new_thread_id().await.unwrap();
     let ops = |members: &[&str]| Recipient::Thread {
-        id: "ops".into(),
+        id: ops_id.clone(),
         members: members.iter().map(|s| s.to_string()).collect(),
     };
     alice
@@ -534,7 +538,7 @@ async fn a_member_added_later_is_known_to_everyone() {
     assert_eq!(alice.sync().await.unwrap().received.received().len(), 1);
     // Carol never sees what was said before she joined.
     assert_eq!(
-        texts(&carol.messages("ops", 10).await.unwrap()),
+        texts(&carol.messages(&ops_id, 10).await.unwrap()),
         ["carol here", "welcome carol"]
     );
 }

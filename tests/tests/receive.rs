@@ -20,9 +20,9 @@ use occ_core::{ClientEvent, Error, ItemOutcome, Recipient, SecurityEventKind};
 use occ_protocol::Envelope;
 use occ_protocol::payload::{Payload, TextMessage};
 
-fn ops(members: &[&str]) -> Recipient {
+fn ops(id: &str, members: &[&str]) -> Recipient {
     Recipient::Thread {
-        id: "ops".into(),
+        id: id.into(),
         members: members.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -44,9 +44,10 @@ async fn poisoned_payloads_between_good_messages_are_refused_and_the_inbox_flows
 
     // A thread of four; carol speaks in it, so bob holds her sender key and
     // mallory (a member) sees its id on the envelopes she receives.
+    let team = alice.new_thread_id().await.unwrap();
     alice
         .send(
-            ops(&["bob", "carol", "mallory"]),
+            ops(&team, &["bob", "carol", "mallory"]),
             b"hello ops".to_vec(),
             600,
             None,
@@ -57,7 +58,7 @@ async fn poisoned_payloads_between_good_messages_are_refused_and_the_inbox_flows
     bob.sync().await.unwrap();
     carol.sync().await.unwrap();
     carol
-        .send(ops(&[]), b"carol here".to_vec(), 600, None)
+        .send(ops(&team, &[]), b"carol here".to_vec(), 600, None)
         .await
         .unwrap();
     carol.sync().await.unwrap();
@@ -86,7 +87,7 @@ async fn poisoned_payloads_between_good_messages_are_refused_and_the_inbox_flows
         Payload::Text(t).encode().to_vec()
     };
     let stolen_key = Payload::SenderKey(occ_protocol::SenderKeyDistribution {
-        thread_id: b"ops".to_vec(),
+        thread_id: team.as_bytes().to_vec(),
         distribution_id: carol_distribution,
         iteration: 0,
         chain_key: zeroize_key([7; 32]),
@@ -153,7 +154,7 @@ async fn poisoned_payloads_between_good_messages_are_refused_and_the_inbox_flows
     assert_eq!(waiting, 0);
     // The inbox flows: carol's key was not replaced, alice still reaches bob.
     carol
-        .send(ops(&[]), b"carol again".to_vec(), 600, None)
+        .send(ops(&team, &[]), b"carol again".to_vec(), 600, None)
         .await
         .unwrap();
     carol.sync().await.unwrap();
@@ -164,7 +165,7 @@ async fn poisoned_payloads_between_good_messages_are_refused_and_the_inbox_flows
     alice.sync().await.unwrap();
     let r = bob.sync().await.unwrap();
     assert_eq!(r.received.received().len(), 2, "{:?}", r.received);
-    assert!(texts(&bob.messages("ops", 10).await.unwrap()).contains(&"carol again".to_string()));
+    assert!(texts(&bob.messages(&team, 10).await.unwrap()).contains(&"carol again".to_string()));
 }
 
 fn zeroize_key(k: [u8; 32]) -> zeroize::Zeroizing<[u8; 32]> {

@@ -10,9 +10,11 @@
 //!   or ourselves): only the admin adds, removes or renames; other members'
 //!   updates must repeat the current list (`threads.admin`, migration 6).
 //!   Threads from before have no admin and keep the old rule.
-//! - Ids of the form `g:<user>:<128 random bits>` (`Client::new_thread_id`)
-//!   are bound to `<user>`: nobody else can start the thread, so it cannot be
-//!   squatted; free-form ids take their first member list's sender as admin.
+//! - A new thread's id is `g:<user>:<128 random bits>`
+//!   (`Client::new_thread_id`), bound to `<user>`: nobody else can start the
+//!   thread, so it cannot be squatted. Neither side starts a thread under any
+//!   other id (free-form ids of threads that already exist locally, from
+//!   before, keep working with their recorded admin).
 //! - Removing a member forgets their sender keys and rotates ours, so nothing
 //!   sent afterwards is readable by them, and queues a control row (the new
 //!   list and our new key) that reaches every remaining member device at the
@@ -113,13 +115,21 @@ pub(crate) fn members_for_send(
     if all.len() < 2 {
         return Err(Error::invalid("a thread needs at least one other member"));
     }
-    if let Some(creator) = occ_protocol::ids::bound_thread_admin(id)
-        && current.is_empty()
-        && creator != me
-    {
-        return Err(Error::invalid(format!(
-            "{id} belongs to {creator}: only they can start it"
-        )));
+    if current.is_empty() {
+        match occ_protocol::ids::bound_thread_admin(id) {
+            Some(creator) if creator == me => {}
+            Some(creator) => {
+                return Err(Error::invalid(format!(
+                    "{id} belongs to {creator}: only they can start it"
+                )));
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "no thread {id}: start a thread with a fresh id bound to you \
+                     (Client::new_thread_id, occ send --thread new)"
+                )));
+            }
+        }
     }
     if !current.is_empty()
         && all != current
@@ -344,14 +354,15 @@ pub(crate) fn apply_thread_info(
     // Only the thread's admin (its creator) changes its members or title;
     // other members' updates must repeat the current list.
     let admin = thread_admin(conn, &info.thread_id)?;
+    // A thread is started only under an id bound to its starter: nobody can
+    // squat another's thread, whatever id they learn or guess.
     if current.is_empty()
-        && let Some(creator) = occ_protocol::ids::bound_thread_admin(&info.thread_id)
-        && creator != sender_user
+        && occ_protocol::ids::bound_thread_admin(&info.thread_id) != Some(sender_user)
     {
         return Err(Refusal::refused(
             SecurityEventKind::NonMember,
             format!(
-                "{sender_user} tried to start {}, which belongs to its admin {creator}",
+                "{sender_user} tried to start {}, an id not bound to them",
                 info.thread_id
             ),
         ));

@@ -70,7 +70,7 @@ suspend fun exchange(relay: Relay) {
             expectEqual(listOf("hello from kotlin"), bob.messages(dm.id, 50u).map { it.text }, "texts")
             expectEqual(a, bob.messages(dm.id, 50u).single().sender, "sender")
 
-            val ops = "ops-$b"
+            val ops = bob.newThreadId()
             bob.sendText(thread(ops, a), "thread hello", 600.seconds)
             val s = bob.sync()
             expectEqual(1u, s.sent, "thread sent")
