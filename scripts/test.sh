@@ -53,6 +53,9 @@ fi
 echo "== cargo test (workspace)"
 cargo test --workspace
 
+echo "== schemathesis: the relay against its OpenAPI description"
+scripts/schemathesis.sh
+
 echo "== Kotlin: the bindings and the app logic on the JVM"
 scripts/test-kotlin.sh
 

@@ -84,6 +84,21 @@ impl Serialize for B64 {
     }
 }
 
+/// In the OpenAPI description: a base64url string without padding.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for B64 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Za-z0-9_-]*$"))
+            .description(Some("bytes, base64url without padding"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for B64 {}
+
 impl<'de> Deserialize<'de> for B64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
@@ -121,6 +136,7 @@ pub fn valid_relay_message_id(s: &str) -> bool {
 
 /// Every error response.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What failed and what to do.
     pub error: String,
@@ -128,6 +144,7 @@ pub struct ErrorBody {
 
 /// Start of a session: the client's fresh nonce.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionStartRequest {
     /// 32 random bytes.
     pub nonce: B64,
@@ -135,6 +152,7 @@ pub struct SessionStartRequest {
 
 /// The relay's signed acknowledgement.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionStartResponse {
     /// Random session identifier.
     pub session_id: String,
@@ -181,6 +199,7 @@ pub fn signed_answer_message(nonce: &[u8], what: &str, subject: &str, body: &[u8
 
 /// A signed prekey as published.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedPreKeyJson {
     /// Identifier.
     pub id: u32,
@@ -192,6 +211,7 @@ pub struct SignedPreKeyJson {
 
 /// A one-time prekey as published.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OneTimePreKeyJson {
     /// Identifier.
     pub id: u32,
@@ -201,8 +221,10 @@ pub struct OneTimePreKeyJson {
 
 /// Device registration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// The user this device belongs to.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9._-]{1,64}$"))]
     pub user: String,
     /// The device's [`IdentityKeys`](crate::IdentityKeys) (128 bytes).
     pub identity: B64,
@@ -255,6 +277,7 @@ pub fn register_message(req: &RegisterRequest) -> Vec<u8> {
 
 /// Registration result.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterResponse {
     /// The device id (hex Ed25519 key).
     pub device_id: String,
@@ -264,13 +287,16 @@ pub struct RegisterResponse {
 
 /// Ask for an authentication challenge.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeRequest {
     /// The device id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
     pub device_id: String,
 }
 
 /// A single-use challenge.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeResponse {
     /// 32 random bytes.
     pub challenge: B64,
@@ -289,8 +315,10 @@ pub fn auth_message(challenge: &[u8], device_id: &str) -> Vec<u8> {
 
 /// Answer a challenge.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// The device id.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
     pub device_id: String,
     /// The challenge received.
     pub challenge: B64,
@@ -300,6 +328,7 @@ pub struct TokenRequest {
 
 /// A bearer token.
 #[derive(Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// Opaque token for `Authorization: Bearer`.
     pub token: String,
@@ -318,6 +347,7 @@ impl std::fmt::Debug for TokenResponse {
 
 /// A device of a user.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceInfo {
     /// The device id.
     pub device_id: String,
@@ -334,6 +364,7 @@ pub struct DeviceInfo {
 
 /// A user's devices.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DevicesResponse {
     /// Devices, in registration order.
     pub devices: Vec<DeviceInfo>,
@@ -341,6 +372,7 @@ pub struct DevicesResponse {
 
 /// One device and its user.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceLookup {
     /// The device id.
     pub device_id: String,
@@ -359,6 +391,7 @@ pub struct DeviceLookup {
 
 /// The organisation's revocation list (`GET`/`POST /revocations`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevocationsResponse {
     /// The encoded [`RevocationList`](crate::certificate::RevocationList).
     pub list: B64,
@@ -366,6 +399,7 @@ pub struct RevocationsResponse {
 
 /// A device installs its organisation certificate (`POST /certificate`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificateUpload {
     /// The encoded [`DeviceCertificate`](crate::certificate::DeviceCertificate).
     pub certificate: B64,
@@ -373,6 +407,7 @@ pub struct CertificateUpload {
 
 /// A prekey bundle.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BundleResponse {
     /// The encoded [`PreKeyBundle`](crate::PreKeyBundle).
     pub bundle: B64,
@@ -380,6 +415,7 @@ pub struct BundleResponse {
 
 /// More prekeys (and optionally a rotated signed prekey).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreKeyUpload {
     /// A new signed prekey.
     pub signed_prekey: Option<SignedPreKeyJson>,
@@ -389,6 +425,7 @@ pub struct PreKeyUpload {
 
 /// One-time prekeys the relay still holds for this device.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreKeyCount {
     /// Count.
     pub one_time_prekeys: u64,
@@ -396,8 +433,10 @@ pub struct PreKeyCount {
 
 /// One envelope of a batch.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutEnvelope {
     /// Recipient device.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
     pub device_id: String,
     /// The encoded [`Envelope`](crate::Envelope).
     pub envelope: B64,
@@ -405,6 +444,7 @@ pub struct OutEnvelope {
 
 /// A batch of per-device envelopes with one TTL.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendRequest {
     /// Sender-chosen key; resending the same key is a no-op that returns
     /// the first answer.
@@ -421,6 +461,7 @@ pub struct SendRequest {
 
 /// The queued batch.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SendResponse {
     /// Relay message ids, one per envelope, in request order.
     pub message_ids: Vec<String>,
@@ -432,6 +473,7 @@ pub struct SendResponse {
 
 /// A queued envelope for this device.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboxItem {
     /// Position in this device's queue (the cursor).
     pub seq: i64,
@@ -449,6 +491,7 @@ pub struct InboxItem {
 
 /// An inbox page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboxResponse {
     /// Items with `seq > after`, oldest first, none expired.
     pub messages: Vec<InboxItem>,
@@ -462,6 +505,7 @@ pub struct InboxResponse {
 
 /// Acknowledge (and so delete) everything up to a cursor.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckRequest {
     /// Highest `seq` durably stored by the client.
     pub up_to_seq: i64,
@@ -469,6 +513,7 @@ pub struct AckRequest {
 
 /// How many were removed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckResponse {
     /// Count.
     pub removed: u64,
@@ -476,6 +521,7 @@ pub struct AckResponse {
 
 /// A push notice: metadata only, never content.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushNotice {
     /// Relay message id (to fetch with `GET /messages/{id}`).
     pub message_id: String,
@@ -513,6 +559,7 @@ pub fn push_notice_message(n: &PushNotice) -> Vec<u8> {
 
 /// A push notice with the relay's signature, as POSTed to a push endpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedPushNotice {
     /// The notice.
     pub notice: PushNotice,

@@ -11,7 +11,6 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use occ_protocol::api::*;
@@ -23,7 +22,11 @@ use serde::de::DeserializeOwned;
 use crate::db::{DeviceRow, Lookup, Quota};
 use crate::limits::{Full, check_push_endpoint};
 use crate::metrics::Metrics;
+use crate::openapi::{ApiDoc, Refused};
 use crate::{AppState, CHALLENGE_TTL_MS, MAX_BODY, RelayError, TOKEN_TTL_MS, now_ms};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 type Shared = Arc<AppState>;
 
@@ -281,29 +284,30 @@ async fn limit_and_count(
     resp
 }
 
+/// Every route with its OpenAPI description (see `openapi.rs`).
+pub(crate) fn routes() -> OpenApiRouter<Shared> {
+    let v1 = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(session_start))
+        .routes(routes!(register))
+        .routes(routes!(challenge))
+        .routes(routes!(token))
+        .routes(routes!(user_devices))
+        .routes(routes!(device_lookup))
+        .routes(routes!(bundle))
+        .routes(routes!(upload_prekeys))
+        .routes(routes!(install_certificate))
+        .routes(routes!(get_revocations, publish_revocations))
+        .routes(routes!(send))
+        .routes(routes!(fetch_one))
+        .routes(routes!(inbox))
+        .routes(routes!(ack));
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(PREFIX, v1)
+}
+
 /// All routes.
 pub fn router(state: Shared) -> Router {
-    let v1 = Router::new()
-        .route("/session", post(session_start))
-        .route("/devices", post(register))
-        .route("/auth/challenge", post(challenge))
-        .route("/auth/token", post(token))
-        .route("/users/{user}/devices", get(user_devices))
-        .route("/devices/{device}", get(device_lookup))
-        .route("/devices/{device}/bundle", post(bundle))
-        .route("/prekeys", post(upload_prekeys))
-        .route("/certificate", post(install_certificate))
-        .route(
-            "/revocations",
-            get(get_revocations).post(publish_revocations),
-        )
-        .route("/messages", post(send))
-        .route("/messages/{id}", get(fetch_one))
-        .route("/inbox", get(inbox))
-        .route("/inbox/ack", post(ack));
-    Router::new()
-        .nest(PREFIX, v1)
-        .fallback(not_found)
+    let (api, _) = routes().split_for_parts();
+    api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
@@ -327,6 +331,9 @@ async fn method_not_allowed() -> Response {
         .into_response()
 }
 
+#[utoipa::path(post, path = "/session", tag = "session",
+    request_body = SessionStartRequest,
+    responses((status = 200, description = "the relay's signed acknowledgement of the client's nonce", body = SessionStartResponse), Refused))]
 async fn session_start(
     State(s): State<Shared>,
     JsonBody(req): JsonBody<SessionStartRequest>,
@@ -413,6 +420,9 @@ fn check_link(
     Ok(linker)
 }
 
+#[utoipa::path(post, path = "/devices", tag = "devices",
+    request_body = RegisterRequest,
+    responses((status = 200, description = "registered", body = RegisterResponse), Refused))]
 async fn register(
     State(s): State<Shared>,
     JsonBody(req): JsonBody<RegisterRequest>,
@@ -483,6 +493,9 @@ async fn register(
     }))
 }
 
+#[utoipa::path(post, path = "/auth/challenge", tag = "auth",
+    request_body = ChallengeRequest,
+    responses((status = 200, description = "a challenge to sign", body = ChallengeResponse), Refused))]
 async fn challenge(
     State(s): State<Shared>,
     JsonBody(req): JsonBody<ChallengeRequest>,
@@ -509,6 +522,9 @@ async fn challenge(
     }))
 }
 
+#[utoipa::path(post, path = "/auth/token", tag = "auth",
+    request_body = TokenRequest,
+    responses((status = 200, description = "a bearer token", body = TokenResponse), Refused))]
 async fn token(
     State(s): State<Shared>,
     JsonBody(req): JsonBody<TokenRequest>,
@@ -556,6 +572,10 @@ async fn token(
     Ok(Json(TokenResponse { token, expires_ms }))
 }
 
+#[utoipa::path(get, path = "/users/{user}/devices", tag = "directory",
+    security(("bearer" = [])),
+    params(("user" = String, Path, description = "user name", pattern = "^[a-z0-9._-]{1,64}$"), ("x-occ-nonce" = String, Header, description = "a fresh nonce, 16 to 64 bytes as hex; the answer is signed over it", pattern = "^([0-9a-fA-F]{2}){16,64}$")),
+    responses((status = 200, description = "the user's devices, signed", body = DevicesResponse, headers(("x-occ-signature" = String, description = "base64 Ed25519 signature by the service key over signed_answer_message(nonce, kind, subject, body)"))), Refused))]
 async fn user_devices(
     State(s): State<Shared>,
     _auth: AuthDevice,
@@ -584,6 +604,10 @@ async fn user_devices(
     signed_json(&s, &nonce, "devices", &user, &answer)
 }
 
+#[utoipa::path(get, path = "/devices/{device}", tag = "directory",
+    security(("bearer" = [])),
+    params(("device" = String, Path, description = "device id, 64 hex", pattern = "^[0-9a-fA-F]{64}$"), ("x-occ-nonce" = String, Header, description = "a fresh nonce, 16 to 64 bytes as hex; the answer is signed over it", pattern = "^([0-9a-fA-F]{2}){16,64}$")),
+    responses((status = 200, description = "the device and its user, signed", body = DeviceLookup, headers(("x-occ-signature" = String, description = "base64 Ed25519 signature by the service key over signed_answer_message(nonce, kind, subject, body)"))), Refused))]
 async fn device_lookup(
     State(s): State<Shared>,
     _auth: AuthDevice,
@@ -612,6 +636,10 @@ async fn device_lookup(
     signed_json(&s, &nonce, "device", &device, &answer)
 }
 
+#[utoipa::path(post, path = "/devices/{device}/bundle", tag = "directory",
+    security(("bearer" = [])),
+    params(("device" = String, Path, description = "device id, 64 hex", pattern = "^[0-9a-fA-F]{64}$"), ("x-occ-nonce" = String, Header, description = "a fresh nonce, 16 to 64 bytes as hex; the answer is signed over it", pattern = "^([0-9a-fA-F]{2}){16,64}$")),
+    responses((status = 200, description = "the device's prekey bundle (takes a one-time prekey), signed", body = BundleResponse, headers(("x-occ-signature" = String, description = "base64 Ed25519 signature by the service key over signed_answer_message(nonce, kind, subject, body)"))), Refused))]
 async fn bundle(
     State(s): State<Shared>,
     AuthDevice(requester): AuthDevice,
@@ -665,6 +693,10 @@ async fn bundle(
 /// the organisation's signature (it never holds that key); it checks that the
 /// certificate names this device and its user, and stores it for the
 /// directory. Clients verify.
+#[utoipa::path(post, path = "/certificate", tag = "organisation",
+    security(("bearer" = [])),
+    request_body = CertificateUpload,
+    responses((status = 200, description = "stored", body = Object), Refused))]
 async fn install_certificate(
     State(s): State<Shared>,
     AuthDevice(device): AuthDevice,
@@ -684,6 +716,9 @@ async fn install_certificate(
 }
 
 /// The organisation's newest revocation list (404 when there is none).
+#[utoipa::path(get, path = "/revocations", tag = "organisation",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the newest revocation list", body = RevocationsResponse), Refused))]
 async fn get_revocations(
     State(s): State<Shared>,
     _auth: AuthDevice,
@@ -696,6 +731,10 @@ async fn get_revocations(
 
 /// A revocation list, accepted only if the configured organisation key
 /// signed it and it is newer than the stored one.
+#[utoipa::path(post, path = "/revocations", tag = "organisation",
+    security(("bearer" = [])),
+    request_body = RevocationsResponse,
+    responses((status = 200, description = "stored (or an older one ignored)", body = Object), Refused))]
 async fn publish_revocations(
     State(s): State<Shared>,
     _auth: AuthDevice,
@@ -730,6 +769,10 @@ async fn publish_revocations(
     Ok(Json(serde_json::json!({})))
 }
 
+#[utoipa::path(post, path = "/prekeys", tag = "devices",
+    security(("bearer" = [])),
+    request_body = PreKeyUpload,
+    responses((status = 200, description = "one-time prekeys now held", body = PreKeyCount), Refused))]
 async fn upload_prekeys(
     State(s): State<Shared>,
     AuthDevice(device): AuthDevice,
@@ -749,6 +792,10 @@ async fn upload_prekeys(
     }))
 }
 
+#[utoipa::path(post, path = "/messages", tag = "messages",
+    security(("bearer" = [])),
+    request_body = SendRequest,
+    responses((status = 200, description = "queued (the same answer again for a repeated idempotency key)", body = SendResponse), Refused))]
 async fn send(
     State(s): State<Shared>,
     AuthDevice(sender): AuthDevice,
@@ -909,17 +956,25 @@ fn notify_and_push(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InboxQuery {
+    /// Items after this sequence number (the last one acknowledged).
     #[serde(default)]
     after: i64,
+    /// Wait up to this long for the first item (at most 30000).
     #[serde(default)]
     wait_ms: u64,
+    /// Most items (at most 1000; default 500).
     limit: Option<usize>,
     /// The client's own bound on envelope bytes in this page.
     max_bytes: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/inbox", tag = "messages",
+    security(("bearer" = [])),
+    params(InboxQuery),
+    responses((status = 200, description = "a page of the inbox (long poll)", body = InboxResponse), Refused))]
 async fn inbox(
     State(s): State<Shared>,
     AuthDevice(device): AuthDevice,
@@ -970,6 +1025,10 @@ fn inbox_item(r: crate::db::QueuedRow) -> InboxItem {
     }
 }
 
+#[utoipa::path(post, path = "/inbox/ack", tag = "messages",
+    security(("bearer" = [])),
+    request_body = AckRequest,
+    responses((status = 200, description = "acknowledged", body = AckResponse), Refused))]
 async fn ack(
     State(s): State<Shared>,
     AuthDevice(device): AuthDevice,
@@ -982,6 +1041,10 @@ async fn ack(
     Ok(Json(AckResponse { removed }))
 }
 
+#[utoipa::path(get, path = "/messages/{id}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "relay message id, 32 hex", pattern = "^[0-9a-fA-F]{32}$")),
+    responses((status = 200, description = "the message", body = InboxItem), Refused))]
 async fn fetch_one(
     State(s): State<Shared>,
     AuthDevice(device): AuthDevice,

@@ -41,15 +41,21 @@
 //!   anyone else: every per-party store is bounded, and a full one refuses
 //!   the newcomer rather than evicting someone else's state.
 //!
-//! Deviation from DESIGN.md: this relay links one device per user (a second
-//! device for an existing user is refused with 409); multi-device linking
-//! needs an approval flow that is out of scope for the reference relay.
+//! Several devices per user: a user's first device registers freely; a
+//! further one only with a device link signed by one of the user's
+//! registered, unrevoked devices (409 otherwise), stored and served with the
+//! directory so clients can check it themselves.
+//!
+//! The API is described in OpenAPI 3.1, generated from the code
+//! ([`openapi`]; `occ-relay --openapi`, `docs/openapi.json`), and exercised by
+//! schemathesis in the test command.
 
 mod api;
 mod challenge;
 pub mod db;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod push_sink;
 pub mod tls;
 

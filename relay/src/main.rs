@@ -4,6 +4,7 @@
 //! occ-relay --data DIR [--listen ADDR:PORT] (--dev | --cert FILE --key FILE) [--purge-interval SECS]
 //!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT] [--org-key HEX]
 //!           [--unlimited]
+//! occ-relay --openapi      # print the API's OpenAPI 3.1 description
 //! ```
 //!
 //! Push endpoints must be `https://` URLs on a `--push-gateway` host (with
@@ -25,8 +26,8 @@ use occ_relay::{RelayConfig, TlsSource};
 #[command(name = "occ-relay", about = "occ reference store-and-forward relay")]
 struct Args {
     /// Data directory (database, service key, dev certificates).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "openapi")]
+    data: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
@@ -58,6 +59,9 @@ struct Args {
     /// Turn every abuse limit off (benchmarks and trusted test rigs only).
     #[arg(long)]
     unlimited: bool,
+    /// Print the API's OpenAPI 3.1 description (JSON) and exit.
+    #[arg(long, exclusive = true)]
+    openapi: bool,
 }
 
 #[tokio::main]
@@ -69,6 +73,14 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.openapi {
+        println!("{}", occ_relay::openapi::openapi_json());
+        return;
+    }
+    let Some(data) = args.data else {
+        eprintln!("occ-relay: give --data DIR");
+        std::process::exit(2);
+    };
     let tls = match (args.dev, args.cert, args.key) {
         (true, _, _) => TlsSource::Dev,
         (false, Some(cert), Some(key)) => TlsSource::Files { cert, key },
@@ -77,7 +89,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let mut config = RelayConfig::dev(args.data);
+    let mut config = RelayConfig::dev(data);
     config.listen = args.listen;
     config.purge_interval = Duration::from_secs(args.purge_interval.max(1));
     if !matches!(tls, TlsSource::Dev) {

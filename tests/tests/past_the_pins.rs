@@ -107,22 +107,7 @@ async fn start_proxy(
         &env.relay_dir.join("dev-server.key"),
     )
     .unwrap();
-    let roots = {
-        let mut r = rustls::RootCertStore::empty();
-        r.add(env.ca().cert.clone()).unwrap();
-        r
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap();
+    let http = env.http();
     let proxy = Arc::new(Proxy {
         upstream: env.url.clone(),
         http,

@@ -230,6 +230,24 @@ impl Recorder {
 }
 
 impl Env {
+    /// A plain HTTPS client trusting this relay's dev CA (no pins, no
+    /// protocol: for hand-made requests).
+    pub fn http(&self) -> reqwest::Client {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca().cert.clone()).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .unwrap()
+    }
+
     /// An API client for this relay, as any registered party can build one.
     pub fn api(&self) -> occ_core::transport::ApiClient {
         occ_core::transport::ApiClient::new(&occ_core::transport::RelayEndpoint {
