@@ -218,6 +218,11 @@ impl Client {
         self.0.link_device(&device_id).await
     }
 
+    /// Removes a device of this user (itself included).
+    pub async fn remove_device(&self, device_id: String) -> Result<()> {
+        self.0.remove_device(&device_id).await
+    }
+
     /// A new group thread id bound to this user.
     pub async fn new_thread_id(&self) -> Result<String> {
         self.0.new_thread_id().await

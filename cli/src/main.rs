@@ -101,6 +101,12 @@ enum DeviceCommand {
         /// The new device's id (64 hex characters).
         device_id: String,
     },
+    /// Remove a device of this user (a lost one, or this one): it receives
+    /// nothing more and cannot register again.
+    Remove {
+        /// The device's id (64 hex characters).
+        device_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -456,6 +462,14 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 }
             };
             println!("{}", client.device_id().await?);
+            Ok(())
+        }
+        Command::Device {
+            command: DeviceCommand::Remove { device_id },
+        } => {
+            let client = open(profile(&cli)?)?;
+            client.remove_device(device_id).await?;
+            println!("removed device {device_id}");
             Ok(())
         }
         Command::Device {

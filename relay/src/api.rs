@@ -292,7 +292,7 @@ pub(crate) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(challenge))
         .routes(routes!(token))
         .routes(routes!(user_devices))
-        .routes(routes!(device_lookup))
+        .routes(routes!(device_lookup, remove_device))
         .routes(routes!(bundle))
         .routes(routes!(upload_prekeys))
         .routes(routes!(install_certificate))
@@ -636,6 +636,34 @@ async fn device_lookup(
     signed_json(&s, &nonce, "device", &device, &answer)
 }
 
+#[utoipa::path(delete, path = "/devices/{device}", tag = "devices",
+    security(("bearer" = [])),
+    params(("device" = String, Path, description = "device id, 64 hex", pattern = "^[0-9a-fA-F]{64}$")),
+    responses((status = 200, description = "removed: it receives nothing more and cannot register again", body = Object), Refused))]
+async fn remove_device(
+    State(s): State<Shared>,
+    AuthDevice(caller): AuthDevice,
+    device: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, RelayError> {
+    let Path(device) = device.map_err(path_rejection)?;
+    if parse_device_id(&device).is_none() {
+        return Err(bad("a device id is 64 hex characters"));
+    }
+    let removed = {
+        let mut db = lock(&s.db)?;
+        let user = db
+            .device(&caller)?
+            .ok_or_else(|| RelayError::Unauthorized("unknown device".into()))?
+            .user;
+        db.remove_device(&device, &user, now_ms())?
+    };
+    if !removed {
+        return Err(RelayError::NotFound("no such device of this user".into()));
+    }
+    lock(&s.tokens)?.retain_owners(|owner| owner != device);
+    Ok(Json(serde_json::json!({})))
+}
+
 #[utoipa::path(post, path = "/devices/{device}/bundle", tag = "directory",
     security(("bearer" = [])),
     params(("device" = String, Path, description = "device id, 64 hex", pattern = "^[0-9a-fA-F]{64}$"), ("x-occ-nonce" = String, Header, description = "a fresh nonce, 16 to 64 bytes as hex; the answer is signed over it", pattern = "^([0-9a-fA-F]{2}){16,64}$")),
@@ -847,6 +875,11 @@ async fn send(
             Envelope::parse(e.envelope.as_slice())
                 .map_err(|err| bad(format!("malformed envelope: {err}")))?;
             if db.device(&e.device_id)?.is_none() {
+                if db.was_removed(&e.device_id)? {
+                    // Removed by its user since the sender looked it up:
+                    // dropped, and the rest of the batch goes.
+                    continue;
+                }
                 return Err(RelayError::NotFound(format!(
                     "unknown recipient device {}",
                     e.device_id

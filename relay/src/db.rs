@@ -268,6 +268,14 @@ impl Db {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
+        let removed: bool = tx
+            .prepare_cached("SELECT 1 FROM removed_devices WHERE device_id = ?1")?
+            .exists([&d.device_id])?;
+        if removed {
+            return Err(RelayError::Conflict(
+                "this device was removed by its user and cannot register again".into(),
+            ));
+        }
         match owner {
             Some((u, _)) if u != d.user => {
                 return Err(RelayError::Conflict(
@@ -316,6 +324,44 @@ impl Db {
         insert_prekeys(&tx, &d.device_id, one_time)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Removes `device` on behalf of `user` (one of its devices): its row,
+    /// prekeys and queued envelopes go, and it is remembered as removed.
+    /// Returns false (and changes nothing) unless it is a device of `user`.
+    pub fn remove_device(
+        &mut self,
+        device: &str,
+        user: &str,
+        now: i64,
+    ) -> Result<bool, RelayError> {
+        let tx = self.conn.transaction()?;
+        let owned: bool = tx
+            .prepare_cached("SELECT 1 FROM devices WHERE device_id = ?1 AND user = ?2")?
+            .exists(params![device, user])?;
+        if !owned {
+            return Ok(false);
+        }
+        tx.execute(
+            "DELETE FROM one_time_prekeys WHERE device_id = ?1",
+            [device],
+        )?;
+        tx.execute("DELETE FROM envelopes WHERE recipient = ?1", [device])?;
+        tx.execute("DELETE FROM devices WHERE device_id = ?1", [device])?;
+        tx.execute(
+            "INSERT INTO removed_devices (device_id, user, removed_ms) VALUES (?1, ?2, ?3)",
+            params![device, user, now],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Whether `device` was removed by its user.
+    pub fn was_removed(&self, device: &str) -> Result<bool, RelayError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM removed_devices WHERE device_id = ?1")?
+            .exists([device])?)
     }
 
     /// Adds one-time prekeys and optionally replaces the signed prekey.
@@ -561,6 +607,15 @@ const MIGRATIONS: &[&str] = &[
     // 4: the link by which another device of the user added a device.
     r#"
     ALTER TABLE devices ADD COLUMN link BLOB;
+    "#,
+    // 5: devices their user removed: never registered again, and envelopes
+    // still addressed to them are dropped instead of failing the batch.
+    r#"
+    CREATE TABLE removed_devices (
+        device_id  TEXT PRIMARY KEY,
+        user       TEXT NOT NULL,
+        removed_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
     "#,
 ];
 

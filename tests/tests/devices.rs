@@ -260,3 +260,85 @@ async fn nobody_but_a_users_device_adds_a_device_to_it() {
         vec!["for carol"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_receives_nothing_more_and_cannot_come_back() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let tablet = linked(&env, &bob, "bob-tablet", "bob").await;
+    let tablet_id = tablet.device_id().await.unwrap();
+    alice
+        .send(to("bob"), b"one".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    bob.receive(0).await.unwrap();
+    tablet.receive(0).await.unwrap();
+    let dm = direct_thread_id("alice", "bob");
+    assert_eq!(bodies(&tablet, &dm).await, vec![("one".into(), false)]);
+
+    // Nobody else removes bob's devices: not alice, not a registrant.
+    let eve = env.raw_device("eve").await;
+    assert!(matches!(
+        eve.api.remove_device(&tablet_id).await,
+        Err(TransportError::NotFound(_))
+    ));
+    assert!(matches!(
+        alice.remove_device(&tablet_id).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // Bob removes the lost tablet. Alice's directory (cached) still lists
+    // it: her message goes to bob at once, nothing is queued for the tablet.
+    bob.remove_device(&tablet_id).await.unwrap();
+    alice
+        .send(to("bob"), b"two".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let report = alice.flush().await.unwrap();
+    assert_eq!((report.sent, report.failed.len()), (1, 0), "{report:?}");
+    let relay = env.relay_db();
+    assert_eq!(
+        count(
+            &relay,
+            &format!("SELECT count(*) FROM envelopes WHERE recipient = '{tablet_id}'")
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &relay,
+            &format!("SELECT count(*) FROM devices WHERE device_id = '{tablet_id}'")
+        ),
+        0
+    );
+    bob.receive(0).await.unwrap();
+    assert_eq!(
+        bodies(&bob, &dm).await,
+        vec![("one".into(), false), ("two".into(), false)]
+    );
+    assert!(tablet.receive(0).await.is_err(), "the tablet is out");
+    assert_eq!(bodies(&tablet, &dm).await, vec![("one".into(), false)]);
+
+    // A removed device cannot register again, even with the link it had.
+    let newcomer = occ_core::crypto::Account::generate(0).unwrap();
+    let link = bob
+        .link_device(&newcomer.device_id().to_hex())
+        .await
+        .unwrap();
+    let api = env.api();
+    api.start_session(None).await.unwrap();
+    let register = || {
+        occ_core::sync::registration_with_link(&newcomer, "bob", None, real_now_ms(), Some(&link))
+            .unwrap()
+    };
+    api.register(&register()).await.unwrap();
+    bob.remove_device(&newcomer.device_id().to_hex())
+        .await
+        .unwrap();
+    match api.register(&register()).await.unwrap_err() {
+        TransportError::Rejected { status, .. } => assert_eq!(status, 409),
+        other => panic!("{other:?}"),
+    }
+}

@@ -385,6 +385,15 @@ impl Client {
         guarded(async { self.engine.link_device(device_id) }).await
     }
 
+    /// Removes a device of this user (a lost tablet, or this device before
+    /// it is handed on): the relay drops what is queued for it, queues
+    /// nothing more for it and never registers it again; other members stop
+    /// encrypting to it when their directory refreshes (within a minute),
+    /// and the relay drops anything addressed to it meanwhile.
+    pub async fn remove_device(&self, device_id: &str) -> Result<()> {
+        guarded(async { self.engine.remove_device(device_id).await }).await
+    }
+
     /// A new group thread id bound to this user (`g:<user>:<128 random
     /// bits>`): nobody else can start a thread under it or change its
     /// members. Send to it with [`Recipient::Thread`] to create the thread.

@@ -504,6 +504,26 @@ impl Engine {
         })
     }
 
+    /// Removes a device of this user from the relay (see
+    /// `Client::remove_device`), then forgets the cached directory.
+    pub(crate) async fn remove_device(&self, device_id: &str) -> Result<()> {
+        // The relay removes only a device of the caller's own user.
+        parse_device_id(device_id)
+            .ok_or_else(|| Error::invalid("a device id is 64 hex characters"))?;
+        let hex_id = device_id.to_string();
+        self.call(move |api| {
+            let hex_id = hex_id.clone();
+            Box::pin(async move { api.remove_device(&hex_id).await })
+        })
+        .await?;
+        self.directory
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        Ok(())
+    }
+
     /// The user of every sending device on a page: from the contacts, or —
     /// for a device seen for the first time — from the relay directory (the
     /// authority on which device belongs to which user). `None` for a device

@@ -464,6 +464,24 @@ impl ApiClient {
         Ok(())
     }
 
+    /// Removes `device_id`, a device of this device's user (itself
+    /// included): it receives nothing more and cannot register again.
+    pub async fn remove_device(&self, device_id: &str) -> Result<(), TransportError> {
+        if parse_device_id(device_id).is_none() {
+            return Err(TransportError::InvalidConfig(
+                "a device id is 64 hex characters".into(),
+            ));
+        }
+        let req = self.bearer(
+            self.http
+                .delete(self.url_for(&format!("/devices/{device_id}")))
+                .timeout(Duration::from_secs(30)),
+        )?;
+        let resp = req.send().await.map_err(|e| self.map_send_error(e))?;
+        let _: serde_json::Value = self.read(resp, MAX_ANSWER_BYTES).await?;
+        Ok(())
+    }
+
     /// The organisation's current revocation list, if the relay has one
     /// (the caller verifies it).
     pub async fn revocations(&self) -> Result<Option<Vec<u8>>, TransportError> {

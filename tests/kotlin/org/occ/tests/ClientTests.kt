@@ -367,6 +367,14 @@ suspend fun linkedDevices(relay: Relay) {
                 val copy = alice2.messages(team, 50u).single()
                 expectEqual("from the phone" to true, copy.text to copy.outgoing, "alice's tablet")
                 expectEqual(listOf(a, b).sorted(), alice2.threadMembers(team), "members on the tablet")
+                // The tablet is lost: removed, it is out.
+                alice.removeDevice(alice2.deviceId())
+                try {
+                    alice2.receive(0u)
+                    error("a removed device still receives")
+                } catch (e: OccException) {
+                    // expected: the relay no longer knows it
+                }
             }
         }
     }
