@@ -2,7 +2,8 @@
 //!
 //! A relay starts on loopback with a dev certificate; three responders get
 //! profiles and enrol over a pinned, verified connection; a thread message
-//! reaches one responder at once and another who comes online later; a message
+//! reaches one responder at once and another who comes online later; bob
+//! links a tablet, which gets the next message at once; a message
 //! expires by TTL (the relay answers 410 and the devices drop it); the keep
 //! period removes an old message; and a connection to an impostor with a valid
 //! certificate for the right name but another key is refused on the pin.
@@ -25,21 +26,43 @@ fn note(text: &str) {
     println!("   {text}");
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where and how a demo device enrols.
+struct Relay<'a> {
+    url: &'a str,
+    pin: &'a str,
+    ca: &'a str,
+    org: &'a ed25519_dalek::SigningKey,
+}
+
 async fn person(
     root: &Path,
     name: &str,
-    url: &str,
-    pin: &str,
-    ca: &str,
+    relay: &Relay<'_>,
     push: Option<&str>,
-    org: &ed25519_dalek::SigningKey,
 ) -> Result<Client, Fail> {
-    let dir = root.join(name);
+    device(root, name, name, relay, push, None).await
+}
+
+/// A device of `name` in profile `profile`; with `linked_by`, a further
+/// device of that user, linked by one of its devices.
+async fn device(
+    root: &Path,
+    profile: &str,
+    name: &str,
+    relay: &Relay<'_>,
+    push: Option<&str>,
+    linked_by: Option<&Client>,
+) -> Result<Client, Fail> {
+    let Relay { url, pin, ca, org } = *relay;
+    let dir = root.join(profile);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Fail(format!("cannot create {}: {e}", dir.display())))?;
     let key = DbKey::generate()?;
     let client = Client::create(crate::path_str(&dir)?, key.as_bytes().to_vec())?;
+    let link = match linked_by {
+        Some(other) => Some(other.link_device(&client.device_id().await?).await?),
+        None => None,
+    };
     client
         .enrol(EnrolOptions {
             relay: RelaySettings {
@@ -51,7 +74,7 @@ async fn person(
             user: name.into(),
             push_endpoint: push.map(str::to_string),
             org_key: Some(hex::encode(org.verifying_key().to_bytes())),
-            link: None,
+            link,
         })
         .await?;
     // The administrator certifies the new device for a year; the device
@@ -109,9 +132,15 @@ pub(crate) async fn run() -> Result<(), Fail> {
     let push = PushSink::start(&dev_ca)
         .await
         .map_err(|e| Fail(format!("push endpoint: {e}")))?;
-    let alice = person(root, "alice", &url, &relay.pin, &ca, None, &org).await?;
-    let bob = person(root, "bob", &url, &relay.pin, &ca, Some(&push.url), &org).await?;
-    let carol = person(root, "carol", &url, &relay.pin, &ca, None, &org).await?;
+    let here = Relay {
+        url: &url,
+        pin: &relay.pin,
+        ca: &ca,
+        org: &org,
+    };
+    let alice = person(root, "alice", &here, None).await?;
+    let bob = person(root, "bob", &here, Some(&push.url)).await?;
+    let carol = person(root, "carol", &here, None).await?;
     note("organisation certificates installed for all three devices");
     let session = alice.connect().await?;
     let service_key = alice
@@ -160,6 +189,33 @@ pub(crate) async fn run() -> Result<(), Fail> {
         "carol comes online: {} new message(s): {:?}",
         r.received.received().len(),
         texts(&carol.messages(&incident, 10).await?)
+    ));
+
+    say(
+        "3b. Bob adds his tablet",
+        "Bob's phone signs a link for the tablet's key (the relay registers a further device of a user\n\
+         only with one) and the administrator certifies the tablet. From now on what is sent to bob,\n\
+         and what bob sends, reaches both of his devices.",
+    );
+    let tablet = device(root, "bob-tablet", "bob", &here, None, Some(&bob)).await?;
+    alice
+        .send(
+            Recipient::Thread {
+                id: incident.clone(),
+                members: vec![],
+            },
+            b"Bob, your tablet has the map.".to_vec(),
+            3600,
+            None,
+        )
+        .await?;
+    alice.sync().await?;
+    bob.sync().await?;
+    tablet.sync().await?;
+    note(&format!(
+        "bob's phone has {} message(s) in the thread; his tablet {:?}",
+        bob.messages(&incident, 10).await?.len(),
+        texts(&tablet.messages(&incident, 10).await?)
     ));
 
     say(
@@ -285,7 +341,12 @@ pub(crate) async fn run() -> Result<(), Fail> {
         impostor.url(),
         impostor.pin
     ));
-    match person(root, "dave", &impostor.url(), &relay.pin, &ca, None, &org).await {
+    let impostor_url = impostor.url();
+    let elsewhere = Relay {
+        url: &impostor_url,
+        ..here
+    };
+    match person(root, "dave", &elsewhere, None).await {
         Err(Fail(reason)) if reason.contains("pin") => {
             note(&format!("dave's device refuses: {reason}"))
         }

@@ -202,6 +202,7 @@ impl From<TransportError> for Error {
             TransportError::Rejected { .. } => Error::invalid(e.to_string()),
             TransportError::Unauthorized(_) => Error::NotEnrolled,
             TransportError::Network(_)
+            | TransportError::StaleDevices { .. }
             | TransportError::Server { .. }
             | TransportError::RateLimited { .. }
             | TransportError::InvalidResponse(_) => Error::Network {

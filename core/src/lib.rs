@@ -36,6 +36,15 @@
 //! - Identities: organisation-certified when an organisation key is pinned
 //!   at enrolment, trust on first use with key-change holds otherwise
 //!   (`sync/directory.rs`, `store/contacts.rs`).
+//! - Several devices per user (DESIGN.md has one): a further device enrols
+//!   with a link signed by one of the user's devices ([`crypto::link`]) and
+//!   is trusted by whoever trusts its linker; sends fan out to every device
+//!   of each recipient and to the sender's own other devices, and declare
+//!   the device list they were sealed for, which the relay refuses when
+//!   stale (the row is sealed again for the fresh list).
+//! - Threads start only under ids bound to their creator; message ids and
+//!   sender keys are scoped to their sender; a removal travels as a control
+//!   row in the outbox ([`sync`]).
 //! - Benchmarks are bench binaries with an alternating A/B harness instead
 //!   of criterion: criterion measures each function in its own phase, so a
 //!   noisy neighbour skewed ratios by up to half; interleaved rounds with a

@@ -228,6 +228,52 @@ fn a_members_key_is_only_its_own_whatever_id_another_member_claims() {
 }
 
 #[test]
+fn a_members_previous_key_still_opens_late_messages_until_the_next_rotation() {
+    let member = DeviceId([5; 32]);
+    let mut source = ThreadKeys::new(b"t", NOW).unwrap();
+    let mut t = ThreadKeys::new(b"t", NOW).unwrap();
+    t.add_member_key(member, &source.distribution()).unwrap();
+    let first_a = source.encrypt(b"first a").unwrap();
+    let first_b = source.encrypt(b"first b").unwrap();
+    t.add_member_key(member, &source.rotate(NOW).unwrap())
+        .unwrap();
+    let second = source.encrypt(b"second").unwrap();
+    assert_eq!(t.decrypt(member, &second).unwrap().1, b"second");
+    // Sent before the rotation, arriving after it: still readable.
+    assert_eq!(t.decrypt(member, &first_a).unwrap().1, b"first a");
+    t.add_member_key(member, &source.rotate(NOW).unwrap())
+        .unwrap();
+    // Two keys per member at most: the first is gone now.
+    assert!(matches!(
+        t.decrypt(member, &first_b),
+        Err(CryptoError::UnknownSenderKey)
+    ));
+}
+
+#[test]
+fn a_full_thread_refuses_a_new_member_device_but_not_a_members_new_key() {
+    let source = ThreadKeys::new(b"t", NOW).unwrap();
+    let mut t = ThreadKeys::new(b"t", NOW).unwrap();
+    let mut d = source.distribution();
+    let device = |i: usize| {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        DeviceId(id)
+    };
+    for i in 0..occ_core::crypto::group::MAX_MEMBER_DEVICES {
+        d.distribution_id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        t.add_member_key(device(i), &d).unwrap();
+    }
+    d.distribution_id = [0xee; 16];
+    assert!(matches!(
+        t.add_member_key(device(usize::MAX >> 1), &d),
+        Err(CryptoError::InvalidInput(_))
+    ));
+    // A member already in the thread rotates its key as usual.
+    t.add_member_key(device(7), &d).unwrap();
+}
+
+#[test]
 fn sender_key_rotation_is_due_by_count_and_age() {
     let mut t = ThreadKeys::new(b"t", NOW).unwrap();
     assert!(!t.needs_rotation(NOW));

@@ -457,6 +457,25 @@ pub struct SendRequest {
     pub thread: Option<String>,
     /// The envelopes, in delivery order per device.
     pub envelopes: Vec<OutEnvelope>,
+    /// Every device the sender's directory lists for the users it addresses
+    /// and for its own user, encrypted to or deliberately not (untrusted,
+    /// uncertified). When given, the relay refuses the batch with
+    /// [`StaleDevices`] (409) if any of those users has a registered device
+    /// outside this list: the sender's view is stale (a device was added)
+    /// and it must look again and re-seal, so no device of a recipient is
+    /// missed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed_devices: Vec<String>,
+}
+
+/// The answer (409) to a batch sealed with a stale directory.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StaleDevices {
+    /// What happened and what to do.
+    pub error: String,
+    /// The registered devices the sender did not list.
+    pub missing_devices: Vec<String>,
 }
 
 /// The queued batch.

@@ -279,6 +279,7 @@ async fn relay_memory(total: usize) -> (u64, u64, u64, u64, f64) {
                     envelope: envelope.clone().into(),
                 })
                 .collect(),
+            listed_devices: Vec::new(),
         };
         api.send(&req).await.unwrap();
         sent += k;

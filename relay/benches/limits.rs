@@ -259,6 +259,7 @@ async fn scenario(limits: Limits, devices: usize, n: usize, count: usize) -> Fig
                                 device_id: target.clone(),
                                 envelope: envelope.clone().into(),
                             }],
+                            listed_devices: Vec::new(),
                         })
                         .await;
                     times.push(t.elapsed());

@@ -63,6 +63,18 @@ impl IntoResponse for RelayError {
                 return r;
             }
             RelayError::QuotaExceeded(m) => (StatusCode::INSUFFICIENT_STORAGE, m.clone()),
+            RelayError::StaleDevices(missing) => {
+                return (
+                    StatusCode::CONFLICT,
+                    Json(StaleDevices {
+                        error: "the device list this batch was sealed for is stale: \
+                                look the users up again and re-seal"
+                            .into(),
+                        missing_devices: missing.clone(),
+                    }),
+                )
+                    .into_response();
+            }
             RelayError::Storage(e) => {
                 tracing::error!("storage error: {e}");
                 (
@@ -823,7 +835,9 @@ async fn upload_prekeys(
 #[utoipa::path(post, path = "/messages", tag = "messages",
     security(("bearer" = [])),
     request_body = SendRequest,
-    responses((status = 200, description = "queued (the same answer again for a repeated idempotency key)", body = SendResponse), Refused))]
+    responses(Refused,
+        (status = 200, description = "queued (the same answer again for a repeated idempotency key)", body = SendResponse),
+        (status = 409, description = "sealed for a stale device list (listed_devices): look again and re-seal", body = StaleDevices)))]
 async fn send(
     State(s): State<Shared>,
     AuthDevice(sender): AuthDevice,
@@ -863,6 +877,12 @@ async fn send(
     let revoked = lock(&s.revoked)?.clone();
     {
         let db = lock(&s.db)?;
+        if !req.listed_devices.is_empty() {
+            let missing = unlisted_devices(&db, &sender, &req, &revoked)?;
+            if !missing.is_empty() {
+                return Err(RelayError::StaleDevices(missing));
+            }
+        }
         for e in &req.envelopes {
             if parse_device_id(&e.device_id).is_none() {
                 return Err(bad("a device id is 64 hex characters"));
@@ -935,6 +955,44 @@ async fn send(
         std::future::pending::<()>().await;
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The registered, unrevoked devices of the users a batch addresses (and of
+/// the sender's own user) that the sender neither listed nor addressed:
+/// non-empty means its directory is stale.
+fn unlisted_devices(
+    db: &crate::db::Db,
+    sender: &str,
+    req: &SendRequest,
+    revoked: &std::collections::HashSet<String>,
+) -> Result<Vec<String>, RelayError> {
+    let known: std::collections::HashSet<&str> = req
+        .listed_devices
+        .iter()
+        .map(String::as_str)
+        .chain(req.envelopes.iter().map(|e| e.device_id.as_str()))
+        .chain(std::iter::once(sender))
+        .collect();
+    let mut users = std::collections::BTreeSet::new();
+    for device in req
+        .envelopes
+        .iter()
+        .map(|e| e.device_id.as_str())
+        .chain(std::iter::once(sender))
+    {
+        if let Some(d) = db.device(device)? {
+            users.insert(d.user);
+        }
+    }
+    let mut missing = Vec::new();
+    for user in users {
+        for d in db.user_devices(&user)? {
+            if !known.contains(d.device_id.as_str()) && !revoked.contains(&d.device_id) {
+                missing.push(d.device_id);
+            }
+        }
+    }
+    Ok(missing)
 }
 
 fn notify_and_push(

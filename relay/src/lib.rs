@@ -44,7 +44,10 @@
 //! Several devices per user: a user's first device registers freely; a
 //! further one only with a device link signed by one of the user's
 //! registered, unrevoked devices (409 otherwise), stored and served with the
-//! directory so clients can check it themselves.
+//! directory so clients can check it themselves. A device of a user removes
+//! another (it never registers again). A send that declares the device list
+//! it was sealed for is refused (409 `StaleDevices`, nothing queued) when an
+//! addressed user, or the sender's own, has a device outside it.
 //!
 //! The API is described in OpenAPI 3.1, generated from the code
 //! ([`openapi`]; `occ-relay --openapi`, `docs/openapi.json`), and exercised by
@@ -125,6 +128,12 @@ pub enum RelayError {
         /// When a retry can succeed.
         retry_after_ms: u64,
     },
+    /// A send sealed with a stale device list: these registered devices of
+    /// the addressed users were not listed (409 with [`StaleDevices`]).
+    ///
+    /// [`StaleDevices`]: occ_protocol::api::StaleDevices
+    #[error("the sender's device list is stale")]
+    StaleDevices(Vec<String>),
     /// A recipient's inbox is full (507).
     #[error("{0}")]
     QuotaExceeded(String),

@@ -342,3 +342,62 @@ async fn a_removed_device_receives_nothing_more_and_cannot_come_back() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A device linked after a sender looked its user up (the sender's
+/// directory is cached) still gets the sender's next message: the relay
+/// refuses a batch sealed for a stale device list and the sender seals again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_linked_a_moment_ago_gets_the_next_message() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    let team = alice.new_thread_id().await.unwrap();
+    let ops = |members: &[&str]| Recipient::Thread {
+        id: team.clone(),
+        members: members.iter().map(|s| s.to_string()).collect(),
+    };
+    alice
+        .send(ops(&["bob"]), b"before".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice
+        .send(to("bob"), b"direct before".to_vec(), 600, None)
+        .await
+        .unwrap();
+    assert_eq!(alice.flush().await.unwrap().sent, 2);
+    bob.receive(0).await.unwrap();
+    // Bob links a tablet; alice's cached directory does not know it, and
+    // her own second device joins too.
+    let tablet = linked(&env, &bob, "bob-tablet", "bob").await;
+    let alice2 = linked(&env, &alice, "alice2", "alice").await;
+    alice
+        .send(ops(&[]), b"after".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice
+        .send(to("bob"), b"direct after".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let report = alice.flush().await.unwrap();
+    assert_eq!((report.sent, report.failed.len()), (2, 0), "{report:?}");
+    for c in [&bob, &tablet, &alice2] {
+        c.receive(0).await.unwrap();
+    }
+    let dm = direct_thread_id("alice", "bob");
+    assert_eq!(
+        bodies(&tablet, &team).await,
+        vec![("after".to_string(), false)]
+    );
+    assert_eq!(
+        bodies(&tablet, &dm).await,
+        vec![("direct after".to_string(), false)]
+    );
+    assert_eq!(
+        bodies(&alice2, &team).await,
+        vec![("after".to_string(), true)]
+    );
+    assert_eq!(
+        bodies(&bob, &team).await,
+        vec![("before".to_string(), false), ("after".to_string(), false)]
+    );
+}

@@ -221,6 +221,14 @@ async fn a_non_admin_membership_change_is_refused() {
         "taken over"
     );
 
+    // The operator files the raw device away again (alice, who never saw
+    // it, would otherwise hold her messages to bob for a key change).
+    db.execute_batch(&format!(
+        "INSERT INTO users (name, created_ms) VALUES ('nobody', 0) ON CONFLICT DO NOTHING;
+         UPDATE devices SET user = 'nobody' WHERE device_id = '{}';",
+        raw.device_id()
+    ))
+    .unwrap();
     // The admin adds mallory: everyone takes it.
     alice
         .send(thread(&["mallory"]), b"welcome".to_vec(), 600, None)
@@ -476,6 +484,8 @@ async fn a_removed_member_receives_nothing_any_member_sends_afterwards() {
     }
 
     alice.remove_member(&team, "bob").await.unwrap();
+    // Queued, but no message of the app's: not counted as one.
+    assert_eq!(alice.outbox_len().await.unwrap(), 0);
     let report = alice.flush().await.unwrap();
     assert_eq!(report.sent, 0, "a control row is not a message: {report:?}");
     assert_eq!(alice.outbox_len().await.unwrap(), 0);

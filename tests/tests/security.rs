@@ -501,6 +501,7 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
             device_id: device,
             envelope: envelope.into(),
         }],
+        listed_devices: Vec::new(),
     };
     let valid_envelope = {
         let bundle =

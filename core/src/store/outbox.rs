@@ -2,15 +2,23 @@
 //!
 //! A message accepted by `send` is one transaction: its row in `messages`
 //! (the sender's own copy) and its outbox row holding the plaintext payload.
-//! Sealing (encrypting for every recipient device) replaces the plaintext with
-//! the ready `SendRequest` — ciphertext plus the idempotency key — in the same
+//! Sealing (encrypting for every recipient device) stores the ready
+//! `SendRequest` — ciphertext plus the idempotency key — in the same
 //! transaction that saves the advanced ratchet states. From then on a retry
 //! resends exactly those bytes under the same key, so the relay queues the
-//! message exactly once however often the client crashes and retries.
+//! message exactly once however often the client crashes and retries. The
+//! payload stays (it is the sender's own copy, also in `messages`) until the
+//! row goes: a request the relay refuses as sealed for a stale device list
+//! (it queued nothing) is sealed again for the fresh one.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
+
+/// The message-id prefix of a *control row*: an outbox row that carries a
+/// thread's membership change rather than a message (no message row, no
+/// message events, not counted as a message).
+pub(crate) const CONTROL_PREFIX: &str = "control-";
 
 /// An outbox row. Its plaintext payload is wiped when the row is dropped
 /// and never shown by `Debug`.
@@ -162,9 +170,16 @@ pub(crate) fn row(conn: &Connection, seq: i64) -> Result<Option<OutboxRow>, Stor
 /// Stores the sealed request and drops the plaintext payload.
 pub(crate) fn seal_in(conn: &Connection, seq: i64, sealed: &str) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE outbox SET sealed = ?2, payload = x'' WHERE seq = ?1",
+        "UPDATE outbox SET sealed = ?2 WHERE seq = ?1",
         params![seq, sealed],
     )?;
+    Ok(())
+}
+
+/// Drops a row's sealed request (sealed for a stale device list) so the
+/// next attempt seals its payload again.
+pub(crate) fn unseal_in(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.execute("UPDATE outbox SET sealed = NULL WHERE seq = ?1", [seq])?;
     Ok(())
 }
 
@@ -204,15 +219,22 @@ pub(crate) fn drop_expired_in(conn: &Connection, now: i64) -> Result<Vec<String>
     let ids = stmt
         .query_map([now], |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
-    Ok(ids)
+    // A control row is no message the app knows of.
+    Ok(ids
+        .into_iter()
+        .filter(|id| !id.starts_with(CONTROL_PREFIX))
+        .collect())
 }
 
 impl Store {
-    /// Number of messages waiting in the outbox.
+    /// Number of messages waiting in the outbox (control rows not
+    /// counted).
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE substr(message_id, 1, length(?1)) != ?1",
+            [CONTROL_PREFIX],
+            |r| r.get(0),
+        )?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }

@@ -65,10 +65,20 @@ pub struct ContactDevice {
     pub trust: Trust,
 }
 
+/// A user's devices as last looked up.
+#[derive(Clone)]
+struct Listing {
+    devices: Vec<Device>,
+    listed: Vec<String>,
+    at_ms: i64,
+}
+
 /// Device lists fetched recently, and when the revocation list was.
 #[derive(Default)]
 pub(crate) struct Directory {
-    cache: Mutex<HashMap<String, (Vec<Device>, i64)>>,
+    /// Per user: its usable devices, every device id the relay listed
+    /// (usable or not), and when.
+    cache: Mutex<HashMap<String, Listing>>,
     revocations_checked_ms: Mutex<Option<i64>>,
 }
 
@@ -157,11 +167,7 @@ impl Engine {
             Ok(false)
         })?;
         if newer {
-            self.directory
-                .cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+            self.forget_directory();
         }
         Ok(newer)
     }
@@ -316,18 +322,29 @@ impl Engine {
         })
     }
 
-    /// The verified devices of `user` (cached briefly), recorded as contacts.
-    pub(crate) async fn devices_of(&self, user: &str) -> Result<Vec<Device>> {
+    /// Forgets every cached device list (the relay said one is stale).
+    pub(crate) fn forget_directory(&self) {
+        self.directory
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The verified devices of `user` and every device id the relay listed
+    /// for it (usable or not: what a send declares it knew of), cached
+    /// briefly; the devices are recorded as contacts.
+    pub(crate) async fn directory_of(&self, user: &str) -> Result<(Vec<Device>, Vec<String>)> {
         let now = self.with_local(|l| Ok(l.store.now_ms()))?;
-        if let Some((devices, at)) = self
+        if let Some(hit) = self
             .directory
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(user)
-            && now.saturating_sub(*at) < DIRECTORY_TTL_MS
+            && now.saturating_sub(hit.at_ms) < DIRECTORY_TTL_MS
         {
-            return Ok(devices.clone());
+            return Ok((hit.devices.clone(), hit.listed.clone()));
         }
         let name = user.to_string();
         let listed = self
@@ -344,6 +361,7 @@ impl Engine {
         let (me, my_device) = self.with_local(|l| Ok((l.user()?, l.account.device_id())))?;
         let mut listed_uncertified = false;
         let mut checked = Vec::new();
+        let all_listed: Vec<String> = listed.devices.iter().map(|d| d.device_id.clone()).collect();
         for d in listed.devices {
             let identity = identity_from(d.identity.as_slice())?;
             if device_id_hex(&identity.keys().signing_key) != d.device_id {
@@ -450,8 +468,15 @@ impl Engine {
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(user.to_string(), (devices.clone(), now));
-        Ok(devices)
+            .insert(
+                user.to_string(),
+                Listing {
+                    devices: devices.clone(),
+                    listed: all_listed.clone(),
+                    at_ms: now,
+                },
+            );
+        Ok((devices, all_listed))
     }
 
     /// Records a listed device of `user` as a contact (raising a key change)
@@ -516,11 +541,7 @@ impl Engine {
             Box::pin(async move { api.remove_device(&hex_id).await })
         })
         .await?;
-        self.directory
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.forget_directory();
         Ok(())
     }
 

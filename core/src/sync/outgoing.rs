@@ -35,6 +35,7 @@ use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
 use crate::store::{
     NewMessage, SecurityEventKind, crypto_state, distributions, messages, persist_high_water,
 };
+use crate::transport::TransportError;
 
 /// Longest backoff between send attempts.
 pub const MAX_BACKOFF_MS: i64 = 5 * 60 * 1000;
@@ -95,7 +96,7 @@ pub(crate) enum FlushMode {
 
 /// Whether a row carries a membership change rather than a message.
 fn is_control(row: &OutboxRow) -> bool {
-    row.message_id.starts_with(super::threads::CONTROL_PREFIX)
+    row.message_id.starts_with(outbox::CONTROL_PREFIX)
 }
 
 fn count(n: usize) -> u32 {
@@ -239,6 +240,9 @@ struct SealPlan {
 struct Resolved {
     devices: Vec<Device>,
     bundles: HashMap<DeviceId, PreKeyBundle>,
+    /// Every device the directory listed for the users addressed and our
+    /// own (declared to the relay, which refuses a stale list).
+    listed: Vec<String>,
 }
 
 impl Engine {
@@ -374,20 +378,51 @@ impl Engine {
         Ok(())
     }
 
-    /// Seals (once) and sends one row.
+    /// Seals (once) and sends one row. If the relay says the device list it
+    /// was sealed for is stale (a recipient or we ourselves have a device
+    /// we did not know of; nothing was queued), the directory is looked up
+    /// again and the row sealed once more, so no device is missed.
     async fn deliver(&self, row: &OutboxRow) -> Result<()> {
-        let sealed = match &row.sealed {
+        let mut sealed = match &row.sealed {
             Some(s) => s.clone(),
             None => self.seal(row).await?,
         };
-        let request: SendRequest = serde_json::from_str(&sealed)
-            .map_err(|e| Error::corrupt(format!("sealed outbox row: {e}")))?;
-        self.call(move |api| {
-            let request = request.clone();
-            Box::pin(async move { api.send(&request).await })
+        for attempt in 0..2 {
+            let request: SendRequest = serde_json::from_str(&sealed)
+                .map_err(|e| Error::corrupt(format!("sealed outbox row: {e}")))?;
+            let sent = self
+                .call(move |api| {
+                    let request = request.clone();
+                    Box::pin(async move {
+                        match api.send(&request).await {
+                            Ok(_) => Ok(true),
+                            Err(TransportError::StaleDevices { .. }) if attempt == 0 => Ok(false),
+                            Err(e) => Err(e),
+                        }
+                    })
+                })
+                .await?;
+            if sent {
+                return Ok(());
+            }
+            tracing::info!("a recipient's device list changed; sealing the message again");
+            self.forget_directory();
+            self.with_local(|l| {
+                let tx = l.store.conn.transaction()?;
+                outbox::unseal_in(&tx, row.seq)?;
+                if let Target::Thread(thread) = &row.target {
+                    // The discarded request carried our sender key to some
+                    // devices: share it again with all of them.
+                    distributions::forget_shared_in(&tx, thread)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })?;
+            sealed = self.seal(row).await?;
+        }
+        Err(Error::Network {
+            reason: "the relay keeps reporting a stale device list".into(),
         })
-        .await?;
-        Ok(())
     }
 
     /// Encrypts one row for every recipient device and stores the sealed
@@ -395,16 +430,19 @@ impl Engine {
     async fn seal(&self, row: &OutboxRow) -> Result<String> {
         let plan = self.with_local(|l| plan_seal(l, row))?;
         let mut devices = Vec::new();
+        let mut listed = Vec::new();
         for user in &plan.users {
-            let of_user = self.devices_of(user).await?;
+            let (of_user, ids) = self.directory_of(user).await?;
             // Nothing is encrypted to a key the user has not accepted.
             self.require_trusted(user, &of_user)?;
             devices.extend(of_user.into_iter().filter(|d| d.id != plan.my_device));
+            listed.extend(ids);
         }
         // This user's other devices get a copy of what it sends: those this
         // device linked, or trusts through a chain of links (an unvouched
         // one the relay lists is left out, never a reason to hold).
-        let mine = self.devices_of(&plan.me).await?;
+        let (mine, ids) = self.directory_of(&plan.me).await?;
+        listed.extend(ids);
         let mine = self.with_local(|l| {
             let mut out = Vec::new();
             for d in mine {
@@ -443,7 +481,13 @@ impl Engine {
             }
             bundles.insert(d.id, bundle);
         }
-        let resolved = Resolved { devices, bundles };
+        listed.sort();
+        listed.dedup();
+        let resolved = Resolved {
+            devices,
+            bundles,
+            listed,
+        };
         self.with_local(|l| l.finish_seal(row, &plan, &resolved))
     }
 }
@@ -605,6 +649,7 @@ impl Local {
                 Target::User(_) => None,
             },
             envelopes,
+            listed_devices: resolved.listed.clone(),
         };
         let sealed = serde_json::to_string(&request)
             .map_err(|e| Error::internal(format!("encoding a send request: {e}")))?;

@@ -37,7 +37,7 @@ use super::Local;
 use super::incoming::Refusal;
 use crate::crypto::{DeviceId, ThreadKeys};
 use crate::error::{Error, Result};
-use crate::store::outbox::{self, NewOutboxRow, Target};
+use crate::store::outbox::{self, CONTROL_PREFIX, NewOutboxRow, Target};
 use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
 use crate::store::{SecurityEventKind, contacts, crypto_state, distributions};
 
@@ -178,10 +178,6 @@ fn forget_user_keys(conn: &Connection, keys: &mut ThreadKeys, user: &str, now: i
     }
     Ok(())
 }
-
-/// The id prefix of an outbox row that carries a membership change rather
-/// than a message (it has no message row and raises no message events).
-pub(crate) const CONTROL_PREFIX: &str = "control-";
 
 /// How long the relay keeps a membership change for a member who is offline.
 const CONTROL_TTL_SECS: i64 = 7 * 24 * 3600;

@@ -182,6 +182,14 @@ impl ApiClient {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| TransportError::InvalidResponse(e.to_string()));
         }
+        if status.as_u16() == 409
+            && let Ok(stale) = serde_json::from_slice::<StaleDevices>(&bytes)
+            && !stale.missing_devices.is_empty()
+        {
+            return Err(TransportError::StaleDevices {
+                missing: stale.missing_devices,
+            });
+        }
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .map(|b| b.error)
             .unwrap_or_else(|_| format!("HTTP {status}"));

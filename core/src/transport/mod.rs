@@ -48,6 +48,13 @@ pub enum TransportError {
     /// The relay answered 410: the message expired.
     #[error("the message has expired on the relay (410 Gone)")]
     Gone,
+    /// A send was sealed for a stale device list: the relay names devices
+    /// of the addressed users the sender did not know of (409).
+    #[error("the device list is stale: {} device(s) not known", missing.len())]
+    StaleDevices {
+        /// The devices not listed.
+        missing: Vec<String>,
+    },
     /// The relay refused the request (another 4xx).
     #[error("the relay refused the request ({status}): {message}")]
     Rejected {

@@ -362,6 +362,7 @@ impl RawDevice {
                     device_id: device.to_string(),
                     envelope: envelope.to_vec().into(),
                 }],
+                listed_devices: Vec::new(),
             })
             .await
     }
