@@ -9,7 +9,17 @@
 //! Trust on first use (see `store::contacts`): a device the relay lists
 //! for a user we already know is a key change — recorded as `key_changed`,
 //! raised as a `SecurityAlert`, and sending to that user is held
-//! ([`Error::KeyChanged`]) until the user accepts it.
+//! ([`Error::KeyChanged`]) until the user accepts it — unless it is vouched
+//! for: certified by the organisation, or linked (`crypto::link`) by a
+//! device already trusted for that user. A user's devices are learned in
+//! the order they were added (unlinked first, then each linked one once its
+//! linker is trusted), so a new contact's several devices are all trusted at
+//! first sight. Our own user's other devices are trusted only when vouched
+//! for (we linked them, they linked us, or a chain of links from either).
+//!
+//! Each lookup also keeps every device id the relay listed, usable or not:
+//! a send declares them, so the relay can refuse a send sealed for a list
+//! that has since grown (`Engine::forget_directory` then drops the cache).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
