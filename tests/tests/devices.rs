@@ -16,11 +16,13 @@ mod common;
 use std::sync::Arc;
 
 use common::{Env, count, real_now_ms, texts, to};
+use occ_core::ItemOutcome;
 use occ_core::crypto::link::link_device;
 use occ_core::sync::direct_thread_id;
 use occ_core::transport::TransportError;
 use occ_core::{Client, Error, Recipient, SecurityEventKind};
 use occ_protocol::api::parse_device_id;
+use occ_protocol::payload::Payload;
 
 /// A second profile `profile` for `user`, linked by `from`.
 async fn linked(env: &Env, from: &Client, profile: &str, user: &str) -> Client {
@@ -400,4 +402,176 @@ async fn a_device_linked_a_moment_ago_gets_the_next_message() {
         bodies(&bob, &team).await,
         vec![("before".to_string(), false), ("after".to_string(), false)]
     );
+}
+
+/// Links vouch only within a user and only from a trusted device: the relay
+/// operator files devices under bob and alice whose links come from a
+/// device of another user, from an untrusted device of the same user, or
+/// from nobody; none of them is trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_from_an_untrusted_or_foreign_device_vouches_for_nothing() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let _bob = env.client("bob").await;
+    let carol_raw = env.raw_device("carol").await;
+    alice
+        .send(to("bob"), b"hi".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    // Alice trusts carol's device (first use).
+    let mut carol_raw = carol_raw;
+    let alice_device = alice.device_id().await.unwrap();
+    carol_raw
+        .send_payload(&alice_device, &carol_raw.text("alice", "c1", "hello"))
+        .await;
+    alice.receive(0).await.unwrap();
+
+    let rogue = || occ_core::crypto::Account::generate(0).unwrap();
+    let (r1, r2, r3, r4, r5) = (rogue(), rogue(), rogue(), rogue(), rogue());
+    let now = real_now_ms();
+    let id = |a: &occ_core::crypto::Account| a.device_id().0;
+    // bob: r1 unlinked; r2 linked by r1 (untrusted); r3 linked by carol's
+    // trusted device, claiming user bob.
+    let by_r1 = link_device(r1.identity(), "bob", &id(&r2), now).encode();
+    let by_carol = link_device(carol_raw.account.identity(), "bob", &id(&r3), now).encode();
+    // alice's own user: r4 unlinked; r5 linked by r4.
+    let by_r4 = link_device(r4.identity(), "alice", &id(&r5), now).encode();
+    let db = common::relay_db_rw(&env.relay_dir);
+    for (a, user, link) in [
+        (&r1, "bob", None),
+        (&r2, "bob", Some(by_r1)),
+        (&r3, "bob", Some(by_carol)),
+        (&r4, "alice", None),
+        (&r5, "alice", Some(by_r4)),
+    ] {
+        let req =
+            occ_core::sync::registration_with_link(a, user, None, now, link.as_deref()).unwrap();
+        db.execute(
+            "INSERT INTO devices (device_id, user, identity, spk_id, spk, spk_signature, created_ms, registered_ms, link)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+            rusqlite::params![
+                a.device_id().to_hex(),
+                user,
+                req.identity.as_slice(),
+                req.signed_prekey.id,
+                req.signed_prekey.key.as_slice(),
+                req.signed_prekey.signature.as_slice(),
+                now,
+                link
+            ],
+        )
+        .unwrap();
+    }
+    alice.close();
+    drop(alice);
+    let alice = env.reopen("alice");
+    alice
+        .send(to("bob"), b"held".to_vec(), 600, None)
+        .await
+        .unwrap();
+    let report = alice.flush().await.unwrap();
+    assert_eq!((report.sent, report.pending), (0, 1), "{report:?}");
+    let trust = |list: &occ_core::ContactIdentity, a: &occ_core::crypto::Account| {
+        list.devices
+            .iter()
+            .find(|d| d.device_id == a.device_id().to_hex())
+            .map(|d| d.trust)
+    };
+    let bobs = alice.contact_identity("bob").await.unwrap();
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(trust(&bobs, r), Some(occ_core::Trust::Pending));
+    }
+    // Alice's own rogue devices get none of her copies (a message to carol
+    // goes out, to carol only).
+    alice
+        .send(to("carol"), b"to carol".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    for r in [&r4, &r5] {
+        assert_eq!(
+            count(
+                &env.relay_db(),
+                &format!(
+                    "SELECT count(*) FROM envelopes WHERE recipient = '{}'",
+                    r.device_id().to_hex()
+                )
+            ),
+            0
+        );
+    }
+}
+
+/// A device of alice's own user (linked, so trusted) cannot file a copy
+/// under a direct conversation with herself or with a name that is no user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_copy_for_a_conversation_with_oneself_or_nobody_is_refused() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let mut tablet = env.raw_device_linked("alice", Some(&alice)).await;
+    let alice_device = alice.device_id().await.unwrap();
+    let copy = |title: &str| {
+        let Payload::Text(mut t) = Payload::parse(&tablet.text("bob", "m1", "x")).unwrap() else {
+            unreachable!()
+        };
+        t.thread_title = title.into();
+        t.thread_id = direct_thread_id("alice", title);
+        Payload::Text(t).encode().to_vec()
+    };
+    let (to_self, to_nobody, to_bob) = (copy("alice"), copy("Not A User"), copy("bob"));
+    for p in [&to_self, &to_nobody, &to_bob] {
+        tablet.send_payload(&alice_device, p).await;
+    }
+    let r = alice.receive(0).await.unwrap();
+    let kinds: Vec<_> = r.items.iter().map(|i| i.outcome.clone()).collect();
+    for k in &kinds[..2] {
+        assert!(
+            matches!(
+                k,
+                ItemOutcome::Rejected {
+                    kind: SecurityEventKind::Misrouted,
+                    ..
+                }
+            ),
+            "{kinds:?}"
+        );
+    }
+    assert!(matches!(kinds[2], ItemOutcome::Stored { .. }), "{kinds:?}");
+    let copy = alice
+        .messages(&direct_thread_id("alice", "bob"), 10)
+        .await
+        .unwrap();
+    assert!(copy[0].outgoing);
+}
+
+/// The relay checks a registration's link names the registering device,
+/// and refuses a send to a device it never knew (one removed is skipped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_a_link_for_another_device_and_a_send_to_nobody() {
+    let env = Env::start().await;
+    let bob = env.client("bob").await;
+    let meant = occ_core::crypto::Account::generate(0).unwrap();
+    let other = occ_core::crypto::Account::generate(0).unwrap();
+    let link = bob.link_device(&meant.device_id().to_hex()).await.unwrap();
+    let api = env.api();
+    api.start_session(None).await.unwrap();
+    let req =
+        occ_core::sync::registration_with_link(&other, "bob", None, real_now_ms(), Some(&link))
+            .unwrap();
+    match api.register(&req).await.unwrap_err() {
+        TransportError::Rejected { status, .. } => assert_eq!(status, 400),
+        e => panic!("{e:?}"),
+    }
+    // A well-formed envelope (made for bob) addressed to a device the relay
+    // never knew.
+    let mut eve = env.raw_device("eve").await;
+    let bob_device = bob.device_id().await.unwrap();
+    eve.send_payload(&bob_device, b"x").await;
+    let valid = common::last_envelope_to(&env, &bob_device);
+    let nobody = "ab".repeat(32);
+    assert!(matches!(
+        eve.send_envelope(&nobody, &valid).await,
+        Err(TransportError::NotFound(_))
+    ));
 }

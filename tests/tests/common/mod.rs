@@ -168,6 +168,18 @@ pub fn relay_db(dir: &Path) -> rusqlite::Connection {
 
 /// A direct recipient.
 /// The real wall clock, ms (the relay in these tests runs on it).
+/// The bytes of the newest envelope queued for `device` (as the relay
+/// operator sees them).
+pub fn last_envelope_to(env: &Env, device: &str) -> Vec<u8> {
+    env.relay_db()
+        .query_row(
+            "SELECT envelope FROM envelopes WHERE recipient = ?1 ORDER BY seq DESC LIMIT 1",
+            [device],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 pub fn real_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -261,15 +273,34 @@ impl Env {
     /// A device driven by hand through the protocol: the attacker who can
     /// register on the relay and send whatever bytes they like.
     pub async fn raw_device(&self, user: &str) -> RawDevice {
+        self.raw_device_linked(user, None).await
+    }
+
+    /// [`Env::raw_device`] registered as a further device of `user`, linked
+    /// by `linker` (one of that user's clients).
+    pub async fn raw_device_linked(&self, user: &str, linker: Option<&Client>) -> RawDevice {
         let mut account = occ_core::crypto::Account::generate(0).unwrap();
         account.generate_one_time_prekeys(20).unwrap();
+        let link = match linker {
+            Some(c) => Some(c.link_device(&account.device_id().to_hex()).await.unwrap()),
+            None => None,
+        };
         let api = self.api();
         // A verified session first: identity answers are checked against
         // the service key it proves.
         api.start_session(None).await.unwrap();
-        api.register(&occ_core::sync::registration(&account, user, None, real_now_ms()).unwrap())
-            .await
-            .unwrap();
+        api.register(
+            &occ_core::sync::registration_with_link(
+                &account,
+                user,
+                None,
+                real_now_ms(),
+                link.as_deref(),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
         let id = account.device_id().to_hex();
         api.authenticate(&id, |m| account.identity().sign(b"", m))
             .await
