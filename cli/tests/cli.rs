@@ -63,8 +63,14 @@ fn relay(dir: &Path) -> Relay {
 }
 
 fn init(r: &Relay, dir: &Path, user: &str) {
+    let text = ok(&init_with(r, dir, user, &[]));
+    assert!(text.contains(&format!("enrolled {user}")), "{text}");
+}
+
+/// `occ init` of `dir` as `user` with this relay, plus `extra` arguments.
+fn init_with(r: &Relay, dir: &Path, user: &str, extra: &[&str]) -> Output {
     let p = dir.display().to_string();
-    let out = occ(&[
+    let mut args = vec![
         "--profile",
         &p,
         "init",
@@ -76,9 +82,9 @@ fn init(r: &Relay, dir: &Path, user: &str) {
         &r.ca,
         "--user",
         user,
-    ]);
-    let text = ok(&out);
-    assert!(text.contains(&format!("enrolled {user}")), "{text}");
+    ];
+    args.extend_from_slice(extra);
+    occ(&args)
 }
 
 #[test]
@@ -498,21 +504,7 @@ fn organisation_key_certify_install_then_message() {
     for user in ["alice", "bob"] {
         let dir = tmp.path().join(user);
         let p = dir.display().to_string();
-        let text = ok(&occ(&[
-            "--profile",
-            &p,
-            "init",
-            "--server",
-            &r.url,
-            "--pin",
-            &r.pin,
-            "--ca",
-            &r.ca,
-            "--user",
-            user,
-            "--org-key",
-            &public,
-        ]));
+        let text = ok(&init_with(&r, &dir, user, &["--org-key", &public]));
         let device = text
             .split_whitespace()
             .skip_while(|w| *w != "device")
@@ -601,21 +593,8 @@ fn a_second_device_is_linked_and_shows_what_the_first_sent() {
     let link = ok(&occ(&["--profile", &a, "device", "link", &id]));
     let link_file = tmp.path().join("link.hex");
     std::fs::write(&link_file, link.trim()).unwrap();
-    let enrolled = ok(&occ(&[
-        "--profile",
-        &a2s,
-        "init",
-        "--server",
-        &r.url,
-        "--pin",
-        &r.pin,
-        "--ca",
-        &r.ca,
-        "--user",
-        "alice",
-        "--link",
-        &link_file.display().to_string(),
-    ]));
+    let link_arg = link_file.display().to_string();
+    let enrolled = ok(&init_with(&r, &a2, "alice", &["--link", &link_arg]));
     assert!(enrolled.contains(&format!("as device {id}")), "{enrolled}");
     ok(&occ(&[
         "--profile",
@@ -635,22 +614,12 @@ fn a_second_device_is_linked_and_shows_what_the_first_sent() {
     assert_eq!(json[0]["text"], "from the phone");
     assert_eq!(json[0]["outgoing"], true, "{json}");
     // A link for another device cannot enrol this one.
-    let other = tmp.path().join("other").display().to_string();
-    let out = occ(&[
-        "--profile",
-        &other,
-        "init",
-        "--server",
-        &r.url,
-        "--pin",
-        &r.pin,
-        "--ca",
-        &r.ca,
-        "--user",
+    let out = init_with(
+        &r,
+        &tmp.path().join("other"),
         "alice",
-        "--link",
-        &link_file.display().to_string(),
-    ]);
+        &["--link", &link_arg],
+    );
     assert!(!out.status.success());
     assert!(one_line_failure(&out).contains("link"));
 }

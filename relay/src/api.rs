@@ -877,12 +877,9 @@ async fn send(
     let revoked = lock(&s.revoked)?.clone();
     {
         let db = lock(&s.db)?;
-        if !req.listed_devices.is_empty() {
-            let missing = unlisted_devices(&db, &sender, &req, &revoked)?;
-            if !missing.is_empty() {
-                return Err(RelayError::StaleDevices(missing));
-            }
-        }
+        // The users this batch addresses (by their devices), for the
+        // stale-list check below.
+        let mut users = std::collections::BTreeSet::new();
         for e in &req.envelopes {
             if parse_device_id(&e.device_id).is_none() {
                 return Err(bad("a device id is 64 hex characters"));
@@ -894,7 +891,7 @@ async fn send(
             }
             Envelope::parse(e.envelope.as_slice())
                 .map_err(|err| bad(format!("malformed envelope: {err}")))?;
-            if db.device(&e.device_id)?.is_none() {
+            let Some(recipient) = db.device(&e.device_id)? else {
                 if db.was_removed(&e.device_id)? {
                     // Removed by its user since the sender looked it up:
                     // dropped, and the rest of the batch goes.
@@ -904,7 +901,8 @@ async fn send(
                     "unknown recipient device {}",
                     e.device_id
                 )));
-            }
+            };
+            users.insert(recipient.user);
             if revoked.contains(&e.device_id) {
                 // Never queued for a revoked device; the sender's client
                 // learns of the revocation from the list itself.
@@ -915,6 +913,15 @@ async fn send(
                 e.device_id.clone(),
                 e.envelope.0.clone(),
             ));
+        }
+        if !req.listed_devices.is_empty() {
+            if let Some(own) = db.device(&sender)? {
+                users.insert(own.user);
+            }
+            let missing = unlisted_devices(&db, &sender, &req, &users, &revoked)?;
+            if !missing.is_empty() {
+                return Err(RelayError::StaleDevices(missing));
+            }
         }
     }
     let now = now_ms();
@@ -957,13 +964,14 @@ async fn send(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// The registered, unrevoked devices of the users a batch addresses (and of
-/// the sender's own user) that the sender neither listed nor addressed:
+/// The registered, unrevoked devices of `users` (those a batch addresses,
+/// and the sender's own) that the sender neither listed nor addressed:
 /// non-empty means its directory is stale.
 fn unlisted_devices(
     db: &crate::db::Db,
     sender: &str,
     req: &SendRequest,
+    users: &std::collections::BTreeSet<String>,
     revoked: &std::collections::HashSet<String>,
 ) -> Result<Vec<String>, RelayError> {
     let known: std::collections::HashSet<&str> = req
@@ -973,20 +981,9 @@ fn unlisted_devices(
         .chain(req.envelopes.iter().map(|e| e.device_id.as_str()))
         .chain(std::iter::once(sender))
         .collect();
-    let mut users = std::collections::BTreeSet::new();
-    for device in req
-        .envelopes
-        .iter()
-        .map(|e| e.device_id.as_str())
-        .chain(std::iter::once(sender))
-    {
-        if let Some(d) = db.device(device)? {
-            users.insert(d.user);
-        }
-    }
     let mut missing = Vec::new();
     for user in users {
-        for d in db.user_devices(&user)? {
+        for d in db.user_devices(user)? {
             if !known.contains(d.device_id.as_str()) && !revoked.contains(&d.device_id) {
                 missing.push(d.device_id);
             }

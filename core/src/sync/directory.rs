@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use occ_protocol::IdentityKeys;
-use occ_protocol::api::{InboxItem, device_id_hex, parse_device_id};
+use occ_protocol::api::{DeviceInfo, InboxItem, device_id_hex, parse_device_id};
 
 use super::Engine;
 use crate::crypto::link::{link_device, verify_link};
@@ -409,65 +409,34 @@ impl Engine {
         // trusted; links that never chain to a trusted device last (unvouched).
         let (mut pending, unlinked): (Vec<_>, Vec<_>) =
             checked.into_iter().partition(|(d, _)| d.link.is_some());
+        let vouched = |d: &DeviceInfo, identity: &IdentityPublic| -> Result<bool> {
+            let link = d.link.as_ref().map(|b| b.as_slice());
+            Ok(org_key.is_some()
+                || self
+                    .with_local(|l| vouched_by_link(l, &me, user, link, &identity.device_id().0))?)
+        };
         let mut devices = Vec::new();
         for (d, identity) in unlinked {
-            let vouched = org_key.is_some()
-                || self
-                    .with_local(|l| vouched_by_link(l, &me, user, None, &identity.device_id().0))?;
-            devices.push(self.learn_device(
-                user,
-                &me,
-                &d.device_id,
-                d.identity.as_slice(),
-                identity,
-                vouched,
-                now,
-            )?);
+            let v = vouched(&d, &identity)?;
+            devices.push(self.learn_device(user, &me, &d, identity, v, now)?);
         }
         loop {
+            let before = pending.len();
             let mut next = Vec::new();
-            let mut progressed = false;
             for (d, identity) in pending {
-                let by_link = self.with_local(|l| {
-                    vouched_by_link(
-                        l,
-                        &me,
-                        user,
-                        d.link.as_ref().map(|b| b.as_slice()),
-                        &identity.device_id().0,
-                    )
-                })?;
-                if by_link {
-                    devices.push(self.learn_device(
-                        user,
-                        &me,
-                        &d.device_id,
-                        d.identity.as_slice(),
-                        identity,
-                        true,
-                        now,
-                    )?);
-                    progressed = true;
+                if vouched(&d, &identity)? {
+                    devices.push(self.learn_device(user, &me, &d, identity, true, now)?);
                 } else {
                     next.push((d, identity));
                 }
             }
             pending = next;
-            if !progressed || pending.is_empty() {
+            if pending.is_empty() || pending.len() == before {
                 break;
             }
         }
         for (d, identity) in pending {
-            let vouched = org_key.is_some();
-            devices.push(self.learn_device(
-                user,
-                &me,
-                &d.device_id,
-                d.identity.as_slice(),
-                identity,
-                vouched,
-                now,
-            )?);
+            devices.push(self.learn_device(user, &me, &d, identity, false, now)?);
         }
         if devices.is_empty() && listed_uncertified {
             return Err(Error::untrusted(format!(
@@ -491,17 +460,16 @@ impl Engine {
 
     /// Records a listed device of `user` as a contact (raising a key change)
     /// and checks it has not belonged to another user.
-    #[allow(clippy::too_many_arguments)]
     fn learn_device(
         &self,
         user: &str,
         me: &str,
-        hex_id: &str,
-        encoded: &[u8],
+        listed: &DeviceInfo,
         identity: IdentityPublic,
         vouched: bool,
         now: i64,
     ) -> Result<Device> {
+        let (hex_id, encoded) = (listed.device_id.as_str(), listed.identity.as_slice());
         let id = identity.device_id().0;
         let (added, known) = self.with_local(|l| {
             let added =
