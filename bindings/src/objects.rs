@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use occ_core::{
-    ContactIdentity, EnrolOptions, Enrolment, FlushReport, PrekeyReport, PurgeReport,
-    ReceiveReport, Recipient, RelaySession, SecurityEvent, Settings, StoredMessage, SyncOptions,
-    SyncReport, ThreadSummary,
+    AuditEntry, AuditReport, ContactIdentity, EnrolOptions, Enrolment, FlushReport, PrekeyReport,
+    PurgeReport, ReceiveReport, Recipient, RecipientState, RelaySession, SecurityEvent, Settings,
+    StoredMessage, SyncOptions, SyncReport, ThreadSummary,
 };
 
 use crate::listener::{EventListener, Forward};
@@ -271,5 +271,84 @@ impl Client {
     /// Trusted time now, ms.
     pub async fn now_ms(&self) -> Result<i64> {
         self.0.now_ms().await
+    }
+
+    /// Sends an urgent alert asking for receipts and, with
+    /// `ack_within_secs`, an acknowledgement by then (escalated after).
+    pub async fn send_urgent(
+        &self,
+        to: Recipient,
+        text: Vec<u8>,
+        ttl_secs: u64,
+        ack_within_secs: Option<u64>,
+    ) -> Result<String> {
+        self.0
+            .send_urgent(to, text, ttl_secs, ack_within_secs)
+            .await
+    }
+
+    /// Acknowledges an urgent alert, with an optional short reply.
+    pub async fn acknowledge(&self, message_id: String, reply: Option<String>) -> Result<()> {
+        self.0.acknowledge(&message_id, reply).await
+    }
+
+    /// Each recipient's progress with an alert this user sent.
+    pub async fn receipts(&self, message_id: String) -> Result<Vec<RecipientState>> {
+        self.0.receipts(&message_id).await
+    }
+
+    /// Escalates alerts past their deadline now.
+    pub async fn check_alerts(&self) -> Result<u32> {
+        self.0.check_alerts().await
+    }
+
+    /// Downloads the message a verified push notice announced.
+    pub async fn download(&self, relay_message_id: String) -> Result<ReceiveReport> {
+        self.0.download(&relay_message_id).await
+    }
+
+    /// Declines the message a push notice announced.
+    pub async fn decline(&self, relay_message_id: String) -> Result<()> {
+        self.0.decline(&relay_message_id).await
+    }
+
+    /// Applies an organisation policy document if it is newer and signed.
+    pub async fn apply_policy(&self, document: Vec<u8>) -> Result<bool> {
+        self.0.apply_policy(document).await
+    }
+
+    /// The organisation policy in force, as JSON.
+    pub async fn policy_json(&self) -> Result<Option<String>> {
+        self.0.policy_json().await
+    }
+
+    /// Fetches and obeys the organisation's policy and commands.
+    pub async fn org_sync(&self) -> Result<bool> {
+        self.0.org_sync().await
+    }
+
+    /// Whether the organisation locked this profile.
+    pub async fn is_locked(&self) -> Result<bool> {
+        self.0.is_locked().await
+    }
+
+    /// Audit entries after `after`, at most `limit`.
+    pub async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.0.audit_entries(after, limit).await
+    }
+
+    /// A thread's timeline from the audit trail.
+    pub async fn timeline(&self, thread_id: String) -> Result<Vec<AuditEntry>> {
+        self.0.timeline(&thread_id).await
+    }
+
+    /// Has the relay countersign the audit chain head.
+    pub async fn countersign_audit(&self) -> Result<Option<u64>> {
+        self.0.countersign_audit().await
+    }
+
+    /// Verifies the audit trail (with `online`, against the relay's record).
+    pub async fn audit_verify(&self, online: bool) -> Result<AuditReport> {
+        self.0.audit_verify(online).await
     }
 }

@@ -4,10 +4,11 @@
 #![allow(missing_docs)]
 
 use occ_core::{
-    ClientEvent, ContactDevice, ContactIdentity, DeliveryFailure, EnrolOptions, Enrolment,
-    FlushReport, ItemOutcome, ItemReport, PrekeyReport, PurgeReport, ReceiveReport,
-    ReceivedMessage, Recipient, RelaySession, RelaySettings, SecurityEvent, SecurityEventKind,
-    Settings, StoredMessage, SyncOptions, SyncReport, ThreadKind, ThreadSummary, Trust,
+    AuditBreak, AuditEntry, AuditReport, ClientEvent, ContactDevice, ContactIdentity, Decision,
+    DeliveryFailure, DownloadPrompt, EnrolOptions, Enrolment, FlushReport, ItemOutcome, ItemReport,
+    PrekeyReport, PurgeReport, ReceiveReport, ReceivedMessage, Recipient, RecipientState,
+    RelaySession, RelaySettings, SecurityEvent, SecurityEventKind, Settings, StoredMessage,
+    SyncOptions, SyncReport, ThreadKind, ThreadSummary, Trust,
 };
 
 /// The core's error; `OccException` in Kotlin, `OccError` in Swift.
@@ -47,6 +48,9 @@ pub enum OccError {
     },
     NotEnrolled,
     InvalidInput {
+        reason: String,
+    },
+    PolicyDenied {
         reason: String,
     },
     Closed,
@@ -110,6 +114,8 @@ pub struct StoredMessage {
     pub read_timer_ms: Option<i64>,
     pub first_read_ms: Option<i64>,
     pub deadline_ms: i64,
+    pub urgent: bool,
+    pub ack_by_ms: Option<i64>,
 }
 
 #[uniffi::remote(Enum)]
@@ -152,6 +158,9 @@ pub enum SecurityEventKind {
     TimeJump,
     KeyChanged,
     Uncertified,
+    ForgedNotice,
+    OrgDocRefused,
+    PolicyDenied,
 }
 
 #[uniffi::remote(Enum)]
@@ -162,6 +171,7 @@ pub enum ItemOutcome {
     Applied,
     Duplicate,
     Expired,
+    Declined,
     Rejected {
         kind: SecurityEventKind,
         reason: String,
@@ -278,10 +288,89 @@ pub enum ClientEvent {
         kind: SecurityEventKind,
         detail: String,
     },
+    ReceiptReceived {
+        message_id: String,
+        user: String,
+        state: String,
+    },
+    AlertEscalated {
+        message_id: String,
+        thread_id: String,
+        unacknowledged: Vec<String>,
+    },
+    VolumeAlert {
+        count: u32,
+        minutes: u32,
+    },
+    PolicyChanged,
+    Locked {
+        locked: bool,
+    },
+    ProfileWiped,
     ConnectionChanged {
         connected: bool,
         reason: String,
     },
+}
+
+#[uniffi::remote(Enum)]
+pub enum Decision {
+    Allow,
+    Confirm { reason: String },
+    Deny { reason: String },
+}
+
+#[uniffi::remote(Record)]
+pub struct DownloadPrompt {
+    pub relay_message_id: String,
+    pub thread_id: Option<String>,
+    pub thread_title: Option<String>,
+    pub sender_user: Option<String>,
+    pub sender_device: String,
+    pub sender_verified: bool,
+    pub class: String,
+    pub size: u64,
+    pub expires_ms: i64,
+    pub urgent: bool,
+    pub count: u32,
+    pub decision: Decision,
+}
+
+#[uniffi::remote(Record)]
+pub struct RecipientState {
+    pub user: String,
+    pub delivered_ms: Option<i64>,
+    pub read_ms: Option<i64>,
+    pub acknowledged_ms: Option<i64>,
+    pub reply: Option<String>,
+}
+
+#[uniffi::remote(Record)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub thread_id: Option<String>,
+    pub message_id: Option<String>,
+    pub subject: String,
+    pub detail: String,
+    pub hash: String,
+}
+
+#[uniffi::remote(Enum)]
+pub enum AuditBreak {
+    Altered { seq: u64 },
+    Missing { seq: u64 },
+    Truncated { seq: u64 },
+    Rewritten { seq: u64 },
+}
+
+#[uniffi::remote(Record)]
+pub struct AuditReport {
+    pub entries: u64,
+    pub countersigned_seq: Option<u64>,
+    pub checked_with_relay: bool,
+    pub broken: Option<AuditBreak>,
 }
 
 /// Background sync's defaults (25 s long-poll, purge every minute, retries
@@ -298,6 +387,20 @@ pub fn generate_database_key() -> Result<Vec<u8>, OccError> {
     occ_core::store::DbKey::generate()
         .map(|k| k.as_bytes().to_vec())
         .map_err(OccError::from)
+}
+
+/// Verifies a push notice for the profile in `dir` without opening a
+/// client or the network (a Notification Service Extension): the relay's
+/// signature, recipient, expiry and replay, then the sender, thread and
+/// policy. Returns the download prompt; a forged, replayed or expired
+/// notice is an error (and an audit entry).
+#[uniffi::export]
+pub fn verify_notice(
+    dir: String,
+    key: Vec<u8>,
+    notice: Vec<u8>,
+) -> Result<DownloadPrompt, OccError> {
+    occ_core::verify_notice(&dir, key, notice)
 }
 
 /// The occ-core version these bindings were built from.

@@ -9,6 +9,15 @@
 //! occ --profile DIR fetch RELAY_MESSAGE_ID
 //! occ --profile DIR settings [--keep-period SECONDS]
 //! occ --profile DIR purge [--json]
+//! occ --profile DIR send --to USER --ttl SECONDS --urgent [--ack-within SECONDS] TEXT
+//! occ --profile DIR notice verify FILE [--json]
+//! occ --profile DIR download RELAY_MESSAGE_ID [--json]
+//! occ --profile DIR decline RELAY_MESSAGE_ID
+//! occ --profile DIR ack MESSAGE_ID [--reply TEXT]
+//! occ --profile DIR receipts MESSAGE_ID [--json]
+//! occ --profile DIR audit verify [--offline] [--json]
+//! occ --profile DIR audit export [--thread ID]
+//! occ --profile DIR policy show [--json]
 //! occ demo
 //! ```
 //!
@@ -110,6 +119,49 @@ enum DeviceCommand {
 }
 
 #[derive(Subcommand)]
+enum NoticeCommand {
+    /// Verify a notice (the JSON the push carried, in FILE) and show its
+    /// prompt; nothing is downloaded.
+    Verify {
+        /// File holding the notice.
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the chain, the countersigned heads and (unless --offline) the
+    /// relay's newest countersigned head; exits non-zero if broken.
+    Verify {
+        /// Do not ask the relay.
+        #[arg(long)]
+        offline: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the entries as JSON lines (oldest first).
+    Export {
+        /// Only one thread's timeline.
+        #[arg(long)]
+        thread: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Show the policy in force (after fetching a newer one).
+    Show {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Create a profile and enrol it with a relay.
     Init {
@@ -168,8 +220,59 @@ enum Command {
         /// Expire this many seconds after the recipient first opens it.
         #[arg(long)]
         read_timer: Option<u64>,
+        /// An urgent alert: recipients return receipts.
+        #[arg(long, conflicts_with = "read_timer")]
+        urgent: bool,
+        /// With --urgent: escalate if not acknowledged within this many
+        /// seconds.
+        #[arg(long, requires = "urgent")]
+        ack_within: Option<u64>,
         /// The text.
         text: String,
+    },
+    /// Push notices: verify one offline and show its download prompt.
+    Notice {
+        #[command(subcommand)]
+        command: NoticeCommand,
+    },
+    /// Download the message a push notice announced (its relay id).
+    Download {
+        /// Relay message id.
+        id: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline the message a push notice announced: it is never stored.
+    Decline {
+        /// Relay message id.
+        id: String,
+    },
+    /// Acknowledge an urgent alert.
+    Ack {
+        /// The message id.
+        id: String,
+        /// A short reply.
+        #[arg(long)]
+        reply: Option<String>,
+    },
+    /// Each recipient's progress with an urgent alert you sent.
+    Receipts {
+        /// The message id.
+        id: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The organisation's policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Deliver the outbox and fetch new messages.
     Sync {
@@ -484,6 +587,8 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             thread,
             ttl,
             read_timer,
+            urgent,
+            ack_within,
             text,
         } => {
             let client = open(profile(&cli)?)?;
@@ -505,9 +610,14 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 (None, [one]) => Recipient::User { name: one.clone() },
                 (None, _) => return Err(Fail("several recipients need --thread ID".into())),
             };
-            let id = client
-                .send(recipient, text.as_bytes().to_vec(), *ttl, *read_timer)
-                .await?;
+            let body = text.as_bytes().to_vec();
+            let id = if *urgent {
+                client
+                    .send_urgent(recipient, body, *ttl, *ack_within)
+                    .await?
+            } else {
+                client.send(recipient, body, *ttl, *read_timer).await?
+            };
             match client.flush().await {
                 Ok(r) if r.failed.iter().any(|f| f.message_id == id) => {
                     let reason = r
@@ -546,6 +656,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             let client = open(profile(&cli)?)?;
             let flushed = client.flush().await?;
             let received = client.receive(wait.saturating_mul(1000)).await?;
+            // The rest of a sync: receipts out, the organisation's
+            // documents, escalations, the audit head.
+            client.set_listener(Some(std::sync::Arc::new(output::EventPrinter)));
+            client.sync().await?;
             println!(
                 "sent {}, received {}, rejected {}, still queued {}",
                 flushed.sent,
@@ -619,6 +733,90 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             let client = open(profile(&cli)?)?;
             let r = client.purge().await?;
             output::purge(&r, *json);
+            Ok(())
+        }
+        Command::Notice {
+            command: NoticeCommand::Verify { file, json },
+        } => {
+            let dir = profile(&cli)?;
+            let bytes = std::fs::read(file)
+                .map_err(|e| Fail(format!("cannot read {}: {e}", file.display())))?;
+            let key = read_key_file(dir)?;
+            let prompt = occ_core::verify_notice(path_str(dir)?, key.as_bytes().to_vec(), bytes)?;
+            output::prompt(&prompt, *json);
+            Ok(())
+        }
+        Command::Download { id, json } => {
+            let client = open(profile(&cli)?)?;
+            let r = client.download(id).await?;
+            output::downloaded(&r, *json);
+            Ok(())
+        }
+        Command::Decline { id } => {
+            let client = open(profile(&cli)?)?;
+            client.decline(id).await?;
+            println!("declined {id}: it will not be stored on this device");
+            Ok(())
+        }
+        Command::Ack { id, reply } => {
+            let client = open(profile(&cli)?)?;
+            client.acknowledge(id, reply.clone()).await?;
+            let sent = client.flush().await?;
+            println!("acknowledged {id} (receipts sent: {})", sent.sent);
+            Ok(())
+        }
+        Command::Receipts { id, json } => {
+            let client = open(profile(&cli)?)?;
+            output::receipts(&client.receipts(id).await?, *json);
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { offline, json },
+        } => {
+            let client = open(profile(&cli)?)?;
+            if !*offline {
+                client.countersign_audit().await?;
+            }
+            let r = client.audit_verify(!*offline).await?;
+            output::audit_report(&r, *json);
+            match &r.broken {
+                None => Ok(()),
+                Some(b) => Err(Fail(format!("the audit trail is broken: {b}"))),
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Export { thread },
+        } => {
+            let client = open(profile(&cli)?)?;
+            let entries = match thread {
+                Some(t) => client.timeline(t).await?,
+                None => {
+                    let mut all = Vec::new();
+                    loop {
+                        let after = all.last().map_or(0, |e: &occ_core::AuditEntry| e.seq);
+                        let page = client.audit_entries(after, 1000).await?;
+                        if page.is_empty() {
+                            break;
+                        }
+                        all.extend(page);
+                    }
+                    all
+                }
+            };
+            output::audit_entries(&entries);
+            Ok(())
+        }
+        Command::Policy {
+            command: PolicyCommand::Show { json },
+        } => {
+            let client = open(profile(&cli)?)?;
+            if let Err(e) = client.org_sync().await {
+                eprintln!(
+                    "occ: the relay's policy was not checked: {}",
+                    terminal::safe(&e.to_string())
+                );
+            }
+            output::policy(client.policy_json().await?.as_deref(), *json);
             Ok(())
         }
     }

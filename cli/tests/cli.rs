@@ -623,3 +623,107 @@ fn a_second_device_is_linked_and_shows_what_the_first_sent() {
     assert!(!out.status.success());
     assert!(one_line_failure(&out).contains("link"));
 }
+
+#[test]
+fn urgent_alert_receipts_notice_prompt_audit_and_policy_verbs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let relay_dir = tmp.path().join("relay");
+    let r = relay(&relay_dir);
+    let push = r
+        ._rt
+        .block_on(occ_relay::push_sink::PushSink::start(
+            &occ_relay::DevCa::load_dev(&relay_dir).unwrap(),
+        ))
+        .unwrap();
+    let a = tmp.path().join("alice");
+    let b = tmp.path().join("bob");
+    init(&r, &a, "alice");
+    ok(&init_with(&r, &b, "bob", &["--push", &push.url]));
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+
+    let sent = ok(&occ(&[
+        "--profile",
+        &a,
+        "send",
+        "--to",
+        "bob",
+        "--ttl",
+        "600",
+        "--urgent",
+        "--ack-within",
+        "600",
+        "pump 2 down",
+    ]));
+    let id = sent.trim().strip_prefix("sent ").unwrap().to_string();
+    let notices = r
+        ._rt
+        .block_on(push.wait_for(1, std::time::Duration::from_secs(5)));
+    let file = tmp.path().join("notice.json");
+    std::fs::write(&file, serde_json::to_vec(&notices[0]).unwrap()).unwrap();
+    let f = file.display().to_string();
+    let prompt: serde_json::Value = serde_json::from_str(&ok(&occ(&[
+        "--profile",
+        &b,
+        "notice",
+        "verify",
+        &f,
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(prompt["urgent"], true);
+    assert_eq!(prompt["class"], "alert");
+    assert_eq!(
+        prompt["decision"], "confirm",
+        "alice is not yet known to bob"
+    );
+    // The same notice again is a replay: one line on stderr, exit 1.
+    one_line_failure(&occ(&["--profile", &b, "notice", "verify", &f]));
+    let relay_id = prompt["relay_message_id"].as_str().unwrap();
+    let got: serde_json::Value = serde_json::from_str(&ok(&occ(&[
+        "--profile",
+        &b,
+        "download",
+        relay_id,
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(got[0]["message_id"], id.as_str());
+    ok(&occ(&["--profile", &b, "ack", &id, "--reply", "on it"]));
+    ok(&occ(&["--profile", &a, "sync"]));
+    let receipts: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &a, "receipts", &id, "--json"]))).unwrap();
+    assert_eq!(receipts[0]["user"], "bob");
+    assert!(receipts[0]["delivered_ms"].is_i64());
+    assert!(receipts[0]["acknowledged_ms"].is_i64());
+    assert_eq!(receipts[0]["reply"], "on it");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&occ(&["--profile", &b, "audit", "verify", "--json"]))).unwrap();
+    assert_eq!(report["broken"], serde_json::Value::Null);
+    assert_eq!(report["checked_with_relay"], true);
+    assert_eq!(report["countersigned_seq"], report["entries"]);
+    let lines = ok(&occ(&["--profile", &b, "audit", "export"]));
+    let kinds: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for k in [
+        "forged_notice",
+        "prompt_shown",
+        "received",
+        "downloaded",
+        "acknowledged",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    assert!(!lines.contains("pump 2 down"), "no content in the trail");
+    assert_eq!(
+        ok(&occ(&["--profile", &b, "policy", "show", "--json"])).trim(),
+        "null"
+    );
+}

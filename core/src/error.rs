@@ -93,6 +93,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The organisation's policy forbids it, or the organisation locked
+    /// this profile.
+    #[error("not allowed: {reason}")]
+    PolicyDenied {
+        /// What the policy says.
+        reason: String,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
@@ -121,6 +128,12 @@ impl Error {
 
     pub(crate) fn untrusted(reason: impl Into<String>) -> Self {
         Error::Untrusted {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn denied(reason: impl Into<String>) -> Self {
+        Error::PolicyDenied {
             reason: reason.into(),
         }
     }

@@ -52,6 +52,42 @@ pub enum ClientEvent {
         /// Metadata, never content.
         detail: String,
     },
+    /// A recipient's receipt for an alert this user sent.
+    ReceiptReceived {
+        /// The alert.
+        message_id: String,
+        /// The recipient.
+        user: String,
+        /// `delivered`, `read` or `acknowledged`.
+        state: String,
+    },
+    /// An alert's acknowledgement deadline passed with recipients who did
+    /// not acknowledge: re-notify them or reach the next contact.
+    AlertEscalated {
+        /// The alert.
+        message_id: String,
+        /// Its thread.
+        thread_id: String,
+        /// Who did not acknowledge in time.
+        unacknowledged: Vec<String>,
+    },
+    /// Downloads reached the organisation's volume alert.
+    VolumeAlert {
+        /// Downloads within the window.
+        count: u32,
+        /// The window, minutes.
+        minutes: u32,
+    },
+    /// A newer organisation policy is in force.
+    PolicyChanged,
+    /// The organisation locked (or unlocked) this profile.
+    Locked {
+        /// Whether it is locked now.
+        locked: bool,
+    },
+    /// The organisation wiped this profile: the client is closed and its
+    /// files are gone; delete its key from the keystore.
+    ProfileWiped,
     /// Background sync reached the relay, or lost it.
     ConnectionChanged {
         /// Whether the relay is reachable and verified now.

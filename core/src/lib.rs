@@ -16,6 +16,10 @@
 //!   statement of the crate is in it.
 //! - [`retention`]: TTL, read timers, keep period, trusted time.
 //! - [`events`]: what the app is told, after each change is stored.
+//! - [`audit`]: the hash-chained audit trail and its verification.
+//! - [`policy`]: the organisation's signed policy and device commands.
+//! - [`push`]: the push path — a notice verified offline into a download
+//!   prompt, without an open client.
 //! - [`client`]: the [`Client`] facade, background sync, profiles.
 //! - [`error`]: the public [`Error`], mapped once from each layer's errors.
 //!
@@ -54,22 +58,27 @@
 //! workspace lints deny them); errors are typed per layer; secrets never
 //! reach `Debug`, logs, errors or events.
 
+pub use audit::{AuditBreak, AuditEntry};
 pub use client::{Client, ProfileManager, Settings, SyncHandle, SyncOptions, SyncReport};
 pub use error::{Error, Result};
 pub use events::{ClientEvent, EventListener};
+pub use push::{Decision, DownloadPrompt, verify_notice};
 pub use retention::{Clock, ManualClock, PurgeReport, SystemClock};
-pub use store::Trust;
+pub use store::{RecipientState, Trust};
 pub use store::{SecurityEvent, SecurityEventKind, StoredMessage, ThreadKind, ThreadSummary};
 pub use sync::connection::{EnrolOptions, RelaySession, RelaySettings};
 pub use sync::{
-    ContactDevice, ContactIdentity, DeliveryFailure, Enrolment, FlushReport, ItemOutcome,
-    ItemReport, PrekeyReport, ReceiveReport, ReceivedMessage, Recipient,
+    AuditReport, ContactDevice, ContactIdentity, DeliveryFailure, Enrolment, FlushReport,
+    ItemOutcome, ItemReport, PrekeyReport, ReceiveReport, ReceivedMessage, Recipient, Urgency,
 };
 
+pub mod audit;
 pub mod client;
 pub mod crypto;
 pub mod error;
 pub mod events;
+pub mod policy;
+pub mod push;
 pub mod retention;
 pub mod store;
 pub mod sync;

@@ -466,6 +466,10 @@ pub struct SendRequest {
     /// missed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listed_devices: Vec<String>,
+    /// An urgent alert: its push notice says so (the content stays
+    /// end-to-end encrypted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub urgent: bool,
 }
 
 /// The answer (409) to a batch sealed with a stale directory.
@@ -558,6 +562,17 @@ pub struct PushNotice {
     pub class: String,
     /// When it was queued.
     pub sent_ms: i64,
+    /// Whether the sender marked it urgent.
+    #[serde(default)]
+    pub urgent: bool,
+    /// Envelopes queued for the device in this burst (the relay sends one
+    /// notice per burst, naming the newest).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// What a push notice signature covers.
@@ -572,8 +587,63 @@ pub fn push_notice_message(n: &PushNotice) -> Vec<u8> {
         .u64(n.size)
         .u64(n.expires_ms as u64)
         .var_bytes(n.class.as_bytes())
-        .u64(n.sent_ms as u64);
+        .u64(n.sent_ms as u64)
+        .u8(u8::from(n.urgent))
+        .u32(n.count);
     w.into_vec()
+}
+
+/// A chain head of a device's audit trail, for the relay to countersign.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditHeadRequest {
+    /// Sequence number of the newest entry.
+    pub seq: u64,
+    /// Its hash (32 bytes).
+    pub hash: B64,
+}
+
+/// The relay's countersignature of an audit chain head.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditHead {
+    /// The device whose trail it is.
+    pub device_id: String,
+    /// Sequence number of the newest entry.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: B64,
+    /// Relay time of the countersignature.
+    pub server_time_ms: i64,
+    /// Ed25519 signature by the service key over [`audit_head_message`].
+    pub signature: B64,
+}
+
+/// What an audit head countersignature covers.
+pub fn audit_head_message(device_id: &str, seq: u64, hash: &[u8], server_time_ms: i64) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.raw(b"occ/v1/audit-head")
+        .var_bytes(device_id.as_bytes())
+        .u64(seq)
+        .var_bytes(hash)
+        .u64(server_time_ms as u64);
+    w.into_vec()
+}
+
+/// An organisation document ([`crate::org::OrgDoc`], encoded).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrgDocResponse {
+    /// The encoded document.
+    pub doc: B64,
+}
+
+/// The organisation's commands for this device, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommandsResponse {
+    /// Encoded [`crate::org::OrgDoc`]s.
+    pub commands: Vec<B64>,
 }
 
 /// A push notice with the relay's signature, as POSTed to a push endpoint.
@@ -621,9 +691,17 @@ mod tests {
             expires_ms: 2,
             class: "text".into(),
             sent_ms: 3,
+            urgent: false,
+            count: 1,
         };
         let mut t = n.clone();
         t.thread = Some(String::new());
         assert_ne!(push_notice_message(&n), push_notice_message(&t));
+        let mut u = n.clone();
+        u.urgent = true;
+        assert_ne!(push_notice_message(&n), push_notice_message(&u));
+        u.urgent = false;
+        u.count = 2;
+        assert_ne!(push_notice_message(&n), push_notice_message(&u));
     }
 }

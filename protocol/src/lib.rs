@@ -17,6 +17,8 @@
 //!
 //! - [`payload::Payload`]: what an envelope decrypts to (text, sender key,
 //!   thread membership); never seen by the relay.
+//! - [`org`]: what the organisation signs for its devices (policy, lock and
+//!   wipe commands).
 //! - [`certificate`], [`link`]: who vouches that a device key is a user's
 //!   (the organisation; another device of the same user).
 //! - [`ids`]: the rules for message ids, thread ids and user names, enforced
@@ -40,6 +42,7 @@ pub mod envelope;
 mod error;
 pub mod ids;
 pub mod link;
+pub mod org;
 pub mod payload;
 pub mod sender_key;
 

@@ -7,7 +7,12 @@
 //!              sent_ms:u64 ttl_expiry_ms:u64 read_timer? body        (kind 1)
 //! SenderKey  = distribution (an encoded SenderKeyDistribution)       (kind 2)
 //! ThreadInfo = thread_id title members:u32 user*                     (kind 3)
+//! Receipt    = message_id thread_id state:u8 at_ms:u64 reply?          (kind 4)
 //! ```
+//!
+//! An urgent text appends `1 ack_by_ms?` after its body (absent for an
+//! ordinary one, so older encodings still parse). A receipt names the
+//! message by its sender-scoped id, the same on every device.
 //!
 //! Strings are `u32`-length-prefixed UTF-8 with per-field limits; options are
 //! a 0/1 flag. Message ids, thread ids (also inside a sender-key distribution)
@@ -28,6 +33,10 @@ use crate::{MAX_CIPHERTEXT_LEN, SenderKeyDistribution, VERSION, WireError};
 const KIND_TEXT: u8 = 1;
 const KIND_SENDER_KEY: u8 = 2;
 const KIND_THREAD_INFO: u8 = 3;
+const KIND_RECEIPT: u8 = 4;
+
+/// Longest reply an acknowledgement may carry, bytes.
+pub const MAX_REPLY_LEN: usize = 256;
 
 /// Longest thread title.
 pub const MAX_TITLE_LEN: usize = 256;
@@ -57,6 +66,78 @@ pub struct TextMessage {
     pub read_timer_ms: Option<i64>,
     /// The text (UTF-8 is not enforced; it is the app's content).
     pub body: Vec<u8>,
+    /// Set for an urgent alert: it asks for receipts, and for an
+    /// acknowledgement by `ack_by_ms` when that is given.
+    pub urgent: Option<Urgent>,
+}
+
+/// What an urgent alert asks of its recipients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Urgent {
+    /// Acknowledge by then (sender's trusted time, ms), if asked.
+    pub ack_by_ms: Option<i64>,
+}
+
+/// How far a recipient got with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReceiptState {
+    /// Stored on a device.
+    Delivered,
+    /// Opened.
+    Read,
+    /// Acknowledged by the user.
+    Acknowledged,
+}
+
+impl ReceiptState {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Delivered => 1,
+            Self::Read => 2,
+            Self::Acknowledged => 3,
+        }
+    }
+
+    /// The stable name (`delivered`, `read`, `acknowledged`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Acknowledged => "acknowledged",
+        }
+    }
+
+    /// Parses [`ReceiptState::as_str`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Self::Delivered, Self::Read, Self::Acknowledged]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A receipt for a message, sent back to its sender's devices.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message (its sender-scoped id).
+    pub message_id: String,
+    /// Its thread.
+    pub thread_id: String,
+    /// How far the recipient got.
+    pub state: ReceiptState,
+    /// The recipient's trusted time of the transition, ms.
+    pub at_ms: i64,
+    /// A short reply with an acknowledgement.
+    pub reply: Option<String>,
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("message_id", &self.message_id)
+            .field("state", &self.state)
+            .field("reply_len", &self.reply.as_ref().map(String::len))
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for TextMessage {
@@ -89,6 +170,8 @@ pub enum Payload {
     SenderKey(SenderKeyDistribution),
     /// Thread membership.
     ThreadInfo(ThreadInfo),
+    /// A receipt for a message this user sent.
+    Receipt(Receipt),
 }
 
 fn read_str(r: &mut Reader<'_>, field: &'static str, max: usize) -> Result<String, WireError> {
@@ -130,6 +213,21 @@ impl Payload {
                         w.u64(*v as u64);
                     })
                     .var_bytes(&t.body);
+                if let Some(u) = &t.urgent {
+                    w.u8(1).option(u.ack_by_ms.as_ref(), |w, v| {
+                        w.u64(*v as u64);
+                    });
+                }
+            }
+            Payload::Receipt(rc) => {
+                w.u8(KIND_RECEIPT)
+                    .var_bytes(rc.message_id.as_bytes())
+                    .var_bytes(rc.thread_id.as_bytes())
+                    .u8(rc.state.byte())
+                    .u64(rc.at_ms as u64)
+                    .option(rc.reply.as_ref(), |w, v| {
+                        w.var_bytes(v.as_bytes());
+                    });
             }
             Payload::SenderKey(d) => {
                 w.u8(KIND_SENDER_KEY).var_bytes(&d.encode());
@@ -164,6 +262,18 @@ impl Payload {
                 let read_timer_ms =
                     r.option("read_timer", |r| r.u64("read_timer").map(|v| v as i64))?;
                 let body = r.var_bytes("body", MAX_BODY_LEN)?.to_vec();
+                let urgent = if r.remaining() > 0 {
+                    if r.u8("urgent")? != 1 {
+                        return Err(WireError::Invalid { field: "urgent" });
+                    }
+                    let ack_by_ms = r.option("ack_by", |r| r.u64("ack_by").map(|v| v as i64))?;
+                    if ack_by_ms.is_some_and(|t| t < 0) {
+                        return Err(WireError::Invalid { field: "ack_by" });
+                    }
+                    Some(Urgent { ack_by_ms })
+                } else {
+                    None
+                };
                 if sent_ms < 0 || ttl_expiry_ms < 0 || read_timer_ms.is_some_and(|t| t <= 0) {
                     return Err(WireError::Invalid { field: "times" });
                 }
@@ -177,6 +287,30 @@ impl Payload {
                     ttl_expiry_ms,
                     read_timer_ms,
                     body,
+                    urgent,
+                })
+            }
+            KIND_RECEIPT => {
+                let message_id =
+                    read_id(&mut r, "message_id", MAX_MESSAGE_ID_LEN, valid_message_id)?;
+                let thread_id = read_id(&mut r, "thread_id", MAX_THREAD_ID_LEN, valid_thread_id)?;
+                let state = match r.u8("state")? {
+                    1 => ReceiptState::Delivered,
+                    2 => ReceiptState::Read,
+                    3 => ReceiptState::Acknowledged,
+                    _ => return Err(WireError::Invalid { field: "state" }),
+                };
+                let at_ms = r.u64("at_ms")? as i64;
+                let reply = r.option("reply", |r| read_str(r, "reply", MAX_REPLY_LEN))?;
+                if at_ms < 0 {
+                    return Err(WireError::Invalid { field: "at_ms" });
+                }
+                Payload::Receipt(Receipt {
+                    message_id,
+                    thread_id,
+                    state,
+                    at_ms,
+                    reply,
                 })
             }
             KIND_SENDER_KEY => {
@@ -220,6 +354,26 @@ mod tests {
                 ttl_expiry_ms: 10,
                 read_timer_ms: Some(3),
                 body: b"hello".to_vec(),
+                urgent: None,
+            }),
+            Payload::Text(TextMessage {
+                message_id: "m2".into(),
+                thread_id: "t1".into(),
+                thread_title: "Ops".into(),
+                group: true,
+                sender_user: "alice".into(),
+                sent_ms: 5,
+                ttl_expiry_ms: 10,
+                read_timer_ms: None,
+                body: b"fire".to_vec(),
+                urgent: Some(Urgent { ack_by_ms: Some(9) }),
+            }),
+            Payload::Receipt(Receipt {
+                message_id: "m2".into(),
+                thread_id: "t1".into(),
+                state: ReceiptState::Acknowledged,
+                at_ms: 7,
+                reply: Some("on my way".into()),
             }),
             Payload::SenderKey(SenderKeyDistribution {
                 thread_id: b"t1".to_vec(),
@@ -241,10 +395,20 @@ mod tests {
         for p in samples() {
             let bytes = p.encode();
             assert_eq!(Payload::parse(&bytes).unwrap(), p);
+            // A prefix never parses as the same payload (an urgent text cut
+            // after its body is an ordinary one: inside the AEAD, nobody
+            // can cut it).
             for n in 0..bytes.len() {
-                assert!(Payload::parse(&bytes[..n]).is_err());
+                assert!(Payload::parse(&bytes[..n]).map_or(true, |q| q != p));
             }
         }
+        let mut bad_flag = samples()[1].encode().to_vec();
+        let at = bad_flag.len() - 10; // the urgent flag, before `1 ack_by`
+        bad_flag[at] = 2;
+        assert_eq!(
+            Payload::parse(&bad_flag),
+            Err(WireError::Invalid { field: "urgent" })
+        );
         assert_eq!(Payload::parse(&[1, 9]), Err(WireError::UnknownKind(9)));
     }
 
@@ -286,7 +450,7 @@ mod tests {
             info("ops", "Bob"),
             Err(WireError::Invalid { field: "member" })
         );
-        let Payload::SenderKey(mut d) = samples()[1].clone() else {
+        let Payload::SenderKey(mut d) = samples()[3].clone() else {
             unreachable!()
         };
         d.thread_id = b"t/1".to_vec();

@@ -280,6 +280,7 @@ async fn relay_memory(total: usize) -> (u64, u64, u64, u64, f64) {
                 })
                 .collect(),
             listed_devices: Vec::new(),
+            urgent: false,
         };
         api.send(&req).await.unwrap();
         sent += k;

@@ -260,6 +260,7 @@ async fn scenario(limits: Limits, devices: usize, n: usize, count: usize) -> Fig
                                 envelope: envelope.clone().into(),
                             }],
                             listed_devices: Vec::new(),
+                            urgent: false,
                         })
                         .await;
                     times.push(t.elapsed());

@@ -309,6 +309,9 @@ pub(crate) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(upload_prekeys))
         .routes(routes!(install_certificate))
         .routes(routes!(get_revocations, publish_revocations))
+        .routes(routes!(get_policy))
+        .routes(routes!(get_commands))
+        .routes(routes!(get_audit_head, put_audit_head))
         .routes(routes!(send))
         .routes(routes!(fetch_one))
         .routes(routes!(inbox))
@@ -809,6 +812,116 @@ async fn publish_revocations(
     Ok(Json(serde_json::json!({})))
 }
 
+/// The organisation's newest policy (404 when there is none). Signed by
+/// the organisation; devices verify it.
+#[utoipa::path(get, path = "/policy", tag = "organisation",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the newest policy document", body = OrgDocResponse), Refused))]
+async fn get_policy(
+    State(s): State<Shared>,
+    _auth: AuthDevice,
+) -> Result<Json<OrgDocResponse>, RelayError> {
+    match lock(&s.db)?.policy()? {
+        Some(doc) => Ok(Json(OrgDocResponse { doc: B64(doc) })),
+        None => Err(RelayError::NotFound("no policy".into())),
+    }
+}
+
+/// The organisation's newest commands (lock, unlock, wipe) for the calling
+/// device, oldest first. Signed by the organisation; the device verifies
+/// them and obeys each once.
+#[utoipa::path(get, path = "/commands", tag = "organisation",
+    security(("bearer" = [])),
+    responses((status = 200, description = "commands for this device", body = CommandsResponse), Refused))]
+async fn get_commands(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+) -> Result<Json<CommandsResponse>, RelayError> {
+    let commands = lock(&s.db)?
+        .commands(&device)?
+        .into_iter()
+        .map(B64)
+        .collect();
+    Ok(Json(CommandsResponse { commands }))
+}
+
+/// The newest audit chain head the relay countersigned for the calling
+/// device (404 before the first).
+#[utoipa::path(get, path = "/audit/head", tag = "audit",
+    security(("bearer" = [])),
+    responses((status = 200, description = "the newest countersigned head", body = AuditHead), Refused))]
+async fn get_audit_head(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+) -> Result<Json<AuditHead>, RelayError> {
+    match lock(&s.db)?.audit_head(&device)? {
+        Some(h) => Ok(Json(AuditHead {
+            device_id: device,
+            seq: h.seq,
+            hash: B64(h.hash),
+            server_time_ms: h.server_ms,
+            signature: B64(h.signature),
+        })),
+        None => Err(RelayError::NotFound("no audit head yet".into())),
+    }
+}
+
+/// Countersigns the calling device's audit chain head: the service key
+/// signs (device, sequence, hash, relay time). A head behind the held one
+/// is refused (409): nobody can make the relay forget entries a device
+/// already showed it, so a truncated trail is detectable. The same head
+/// again is countersigned again.
+#[utoipa::path(post, path = "/audit/head", tag = "audit",
+    security(("bearer" = [])),
+    request_body = AuditHeadRequest,
+    responses((status = 200, description = "the countersigned head", body = AuditHead), Refused))]
+async fn put_audit_head(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    JsonBody(req): JsonBody<AuditHeadRequest>,
+) -> Result<Json<AuditHead>, RelayError> {
+    if req.hash.as_slice().len() != 32 {
+        return Err(bad("hash is 32 bytes"));
+    }
+    if i64::try_from(req.seq).is_err() {
+        return Err(bad("seq is too large"));
+    }
+    let mut db = lock(&s.db)?;
+    if let Some(held) = db.audit_head(&device)?
+        && (req.seq < held.seq || (req.seq == held.seq && held.hash != req.hash.as_slice()))
+    {
+        return Err(RelayError::Conflict(format!(
+            "the relay countersigned entry {} with another hash, or a later one: the trail was cut or rewritten",
+            held.seq
+        )));
+    }
+    let now = now_ms();
+    let signature = s
+        .service_key
+        .sign(&audit_head_message(
+            &device,
+            req.seq,
+            req.hash.as_slice(),
+            now,
+        ))
+        .to_bytes()
+        .to_vec();
+    let row = crate::db::AuditHeadRow {
+        seq: req.seq,
+        hash: req.hash.0.clone(),
+        server_ms: now,
+        signature: signature.clone(),
+    };
+    db.set_audit_head(&device, &row)?;
+    Ok(Json(AuditHead {
+        device_id: device,
+        seq: req.seq,
+        hash: req.hash,
+        server_time_ms: now,
+        signature: B64(signature),
+    }))
+}
+
 #[utoipa::path(post, path = "/prekeys", tag = "devices",
     security(("bearer" = [])),
     request_body = PreKeyUpload,
@@ -1007,40 +1120,32 @@ fn notify_and_push(
             }
         }
     }
-    let Ok(db) = s.db.lock() else { return };
-    for (id, recipient, envelope) in items {
-        let Ok(Some(device)) = db.device(recipient) else {
-            continue;
-        };
-        let Some(endpoint) = device.push_endpoint else {
-            continue;
-        };
-        // The gateway list may have changed since the device registered.
-        if check_push_endpoint(&endpoint, &s.limits.push_gateways).is_err() {
-            continue;
+    let mut due = Vec::new();
+    if let Ok(db) = s.db.lock() {
+        for (id, recipient, envelope) in items {
+            let Ok(Some(device)) = db.device(recipient) else {
+                continue;
+            };
+            let Some(endpoint) = device.push_endpoint else {
+                continue;
+            };
+            let notice = PushNotice {
+                message_id: id.clone(),
+                recipient_device: recipient.clone(),
+                sender_device: sender.to_string(),
+                thread: req.thread.clone(),
+                size: envelope.len() as u64,
+                expires_ms,
+                class: req.class.clone(),
+                sent_ms: now,
+                urgent: req.urgent,
+                count: 1,
+            };
+            due.push((notice, endpoint));
         }
-        let notice = PushNotice {
-            message_id: id.clone(),
-            recipient_device: recipient.clone(),
-            sender_device: sender.to_string(),
-            thread: req.thread.clone(),
-            size: envelope.len() as u64,
-            expires_ms,
-            class: req.class.clone(),
-            sent_ms: now,
-        };
-        let signature = B64(s
-            .service_key
-            .sign(&push_notice_message(&notice))
-            .to_bytes()
-            .to_vec());
-        let client = s.push.clone();
-        tokio::spawn(async move {
-            let body = SignedPushNotice { notice, signature };
-            if let Err(e) = client.post(&endpoint).json(&body).send().await {
-                tracing::debug!("push to {endpoint} failed: {e}");
-            }
-        });
+    }
+    for (notice, endpoint) in due {
+        crate::push::notify(s, notice, endpoint);
     }
 }
 

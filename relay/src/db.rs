@@ -141,6 +141,19 @@ pub enum Lookup {
     NotFound,
 }
 
+/// A countersigned audit chain head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHeadRow {
+    /// Sequence number of the newest entry.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: Vec<u8>,
+    /// Relay time of the countersignature.
+    pub server_ms: i64,
+    /// The service key's signature.
+    pub signature: Vec<u8>,
+}
+
 /// The relay database.
 pub struct Db {
     conn: Connection,
@@ -218,6 +231,89 @@ impl Db {
             )
             .optional()?
             .map(|(v, l)| (u64::try_from(v).unwrap_or(0), l)))
+    }
+
+    /// The organisation's policy document, if one was published.
+    pub fn policy(&self) -> Result<Option<Vec<u8>>, RelayError> {
+        Ok(self
+            .conn
+            .query_row("SELECT doc FROM org_policy WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Stores a policy document if its version is newer than the held one.
+    pub fn set_policy(&mut self, version: u64, doc: &[u8]) -> Result<bool, RelayError> {
+        let v = i64::try_from(version)
+            .map_err(|_| RelayError::BadRequest("policy version too large".into()))?;
+        let n = self.conn.execute(
+            "INSERT INTO org_policy (id, version, doc) VALUES (1, ?1, ?2)
+             ON CONFLICT(id) DO UPDATE SET version = excluded.version, doc = excluded.doc
+             WHERE excluded.version > org_policy.version",
+            params![v, doc],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Queues an organisation command for a device.
+    pub fn add_command(
+        &mut self,
+        device_id: &str,
+        issued_ms: i64,
+        doc: &[u8],
+    ) -> Result<(), RelayError> {
+        self.conn.execute(
+            "INSERT INTO org_commands (device_id, issued_ms, doc) VALUES (?1, ?2, ?3)",
+            params![device_id, issued_ms, doc],
+        )?;
+        Ok(())
+    }
+
+    /// The newest commands for a device (at most 16), oldest first.
+    pub fn commands(&self, device_id: &str) -> Result<Vec<Vec<u8>>, RelayError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT doc FROM (SELECT seq, doc FROM org_commands WHERE device_id = ?1
+                              ORDER BY seq DESC LIMIT 16) ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([device_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest countersigned audit head of a device.
+    pub fn audit_head(&self, device_id: &str) -> Result<Option<AuditHeadRow>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq, hash, server_ms, signature FROM audit_heads WHERE device_id = ?1",
+                [device_id],
+                |r| {
+                    Ok(AuditHeadRow {
+                        seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                        hash: r.get(1)?,
+                        server_ms: r.get(2)?,
+                        signature: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stores a countersigned head (the caller checked that it moves
+    /// forward).
+    pub fn set_audit_head(
+        &mut self,
+        device_id: &str,
+        head: &AuditHeadRow,
+    ) -> Result<(), RelayError> {
+        let seq = i64::try_from(head.seq)
+            .map_err(|_| RelayError::BadRequest("audit sequence too large".into()))?;
+        self.conn.execute(
+            "INSERT INTO audit_heads (device_id, seq, hash, server_ms, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                 server_ms = excluded.server_ms, signature = excluded.signature",
+            params![device_id, seq, head.hash, head.server_ms, head.signature],
+        )?;
+        Ok(())
     }
 
     /// Stores a (verified) revocation list if it is newer than the stored
@@ -615,6 +711,30 @@ const MIGRATIONS: &[&str] = &[
         device_id  TEXT PRIMARY KEY,
         user       TEXT NOT NULL,
         removed_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
+    // 6: the organisation's signed policy and device commands (stored as
+    // the administrator made them; the relay cannot sign either), and the
+    // newest countersigned audit chain head of each device.
+    r#"
+    CREATE TABLE org_policy (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        doc     BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE org_commands (
+        seq       INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        issued_ms INTEGER NOT NULL,
+        doc       BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX org_commands_device ON org_commands (device_id, seq);
+    CREATE TABLE audit_heads (
+        device_id TEXT PRIMARY KEY,
+        seq       INTEGER NOT NULL,
+        hash      BLOB NOT NULL,
+        server_ms INTEGER NOT NULL,
+        signature BLOB NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
 ];

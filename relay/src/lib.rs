@@ -53,12 +53,14 @@
 //! ([`openapi`]; `occ-relay --openapi`, `docs/openapi.json`), and exercised by
 //! schemathesis in the test command.
 
+pub mod admin;
 mod api;
 mod challenge;
 pub mod db;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+mod push;
 pub mod push_sink;
 pub mod tls;
 
@@ -146,7 +148,8 @@ pub enum RelayError {
 }
 
 impl RelayError {
-    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+    /// A file-system failure at `path`.
+    pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
         RelayError::Io {
             op,
             path: path.to_path_buf(),
@@ -201,6 +204,9 @@ pub struct RelayConfig {
     /// The organisation's public key, to accept only its revocation lists
     /// (the relay never holds the private key).
     pub org_key: Option<[u8; 32]>,
+    /// The push burst window: envelopes queued for one device within it
+    /// share one notice (zero: a notice per batch at once).
+    pub push_coalesce: Duration,
 }
 
 impl RelayConfig {
@@ -221,6 +227,7 @@ impl RelayConfig {
             metrics_listen: None,
             push_roots: Vec::new(),
             org_key: None,
+            push_coalesce: push::DEFAULT_COALESCE,
         }
     }
 }
@@ -243,6 +250,8 @@ pub struct AppState {
     pub(crate) org_key: Option<[u8; 32]>,
     /// Devices the organisation revoked (hex ids), from the stored list.
     pub(crate) revoked: Mutex<std::collections::HashSet<String>>,
+    pub(crate) push_coalesce: Duration,
+    pub(crate) push_pending: push::Pending,
 }
 
 /// A running relay.
@@ -394,6 +403,8 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         metrics: Metrics::default(),
         org_key: config.org_key,
         revoked: Mutex::new(revoked),
+        push_coalesce: config.push_coalesce,
+        push_pending: push::Pending::default(),
     });
     let metrics = match config.metrics_listen {
         Some(addr) => Some(metrics::serve(addr, state.clone()).await?),

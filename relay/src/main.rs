@@ -5,7 +5,15 @@
 //!           [--push-gateway HOST]... [--push-ca PEM] [--metrics ADDR:PORT] [--org-key HEX]
 //!           [--unlimited]
 //! occ-relay --openapi      # print the API's OpenAPI 3.1 description
+//! occ-relay --data DIR admin policy --org-key-file FILE --policy POLICY.json
+//! occ-relay --data DIR admin (lock|unlock|wipe) --org-key-file FILE --user U --device HEX
 //! ```
+//!
+//! `admin` signs with the organisation key file (the administrator's, from
+//! `occ admin keygen`) in its own process and stores the document for the
+//! relay serving `DIR` to hand out; the serving relay never holds the key.
+//! The policy file is JSON (`occ_protocol::org::OrgPolicy`); its `issued_ms`
+//! is set to now.
 //!
 //! Push endpoints must be `https://` URLs on a `--push-gateway` host (with
 //! `--dev`, `localhost` is one). `--metrics` serves `/health` and `/metrics`
@@ -19,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use occ_relay::{RelayConfig, TlsSource};
 
 #[derive(Parser)]
@@ -62,6 +70,88 @@ struct Args {
     /// Print the API's OpenAPI 3.1 description (JSON) and exit.
     #[arg(long, exclusive = true)]
     openapi: bool,
+    #[command(subcommand)]
+    admin: Option<Top>,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Organisation documents, signed with the organisation key file.
+    Admin {
+        #[command(subcommand)]
+        command: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Publish a policy (JSON; its version must be newer than the held one).
+    Policy {
+        /// The organisation key file.
+        #[arg(long)]
+        org_key_file: PathBuf,
+        /// The policy (JSON).
+        #[arg(long)]
+        policy: PathBuf,
+    },
+    /// Lock a device's profile until it is unlocked.
+    Lock(Target),
+    /// Lift a lock.
+    Unlock(Target),
+    /// Wipe a device's profile at its next contact.
+    Wipe(Target),
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The organisation key file.
+    #[arg(long)]
+    org_key_file: PathBuf,
+    /// The device's user.
+    #[arg(long)]
+    user: String,
+    /// The device (64 hex characters).
+    #[arg(long)]
+    device: String,
+}
+
+fn admin(data: &std::path::Path, command: Admin) -> Result<String, occ_relay::RelayError> {
+    use occ_protocol::org::{CommandAction, DeviceCommand, OrgPolicy};
+    use occ_relay::admin as a;
+    let now = occ_relay::now_ms();
+    let (target, action) = match command {
+        Admin::Policy {
+            org_key_file,
+            policy,
+        } => {
+            let org = a::load_org_key(&org_key_file)?;
+            let text = std::fs::read(&policy)
+                .map_err(|e| occ_relay::RelayError::io("read", &policy, e))?;
+            let mut p: OrgPolicy = serde_json::from_slice(&text)
+                .map_err(|e| occ_relay::RelayError::BadRequest(format!("the policy: {e}")))?;
+            p.issued_ms = now;
+            a::publish_policy(data, &org, &p)?;
+            return Ok(format!("published policy version {}", p.version));
+        }
+        Admin::Lock(t) => (t, CommandAction::Lock),
+        Admin::Unlock(t) => (t, CommandAction::Unlock),
+        Admin::Wipe(t) => (t, CommandAction::Wipe),
+    };
+    let org = a::load_org_key(&target.org_key_file)?;
+    a::issue_command(
+        data,
+        &org,
+        &DeviceCommand {
+            action,
+            user: target.user.clone(),
+            device_id: target.device.to_ascii_lowercase(),
+            issued_ms: now,
+        },
+    )?;
+    Ok(format!(
+        "queued {action:?} for device {} of {}",
+        target.device, target.user
+    ))
 }
 
 #[tokio::main]
@@ -81,6 +171,16 @@ async fn main() {
         eprintln!("occ-relay: give --data DIR");
         std::process::exit(2);
     };
+    if let Some(Top::Admin { command }) = args.admin {
+        match admin(&data, command) {
+            Ok(done) => println!("{done}"),
+            Err(e) => {
+                eprintln!("occ-relay: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let tls = match (args.dev, args.cert, args.key) {
         (true, _, _) => TlsSource::Dev,
         (false, Some(cert), Some(key)) => TlsSource::Files { cert, key },

@@ -15,33 +15,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Env, count, real_now_ms, to};
-use ed25519_dalek::SigningKey;
+use common::{Env, certify_and_install, count, member, org_key, real_now_ms, to};
 use occ_core::crypto::org::{certify, revoke};
-use occ_core::{Client, Error, ItemOutcome, SecurityEventKind};
+use occ_core::{Error, ItemOutcome, SecurityEventKind};
 
 const HOUR: i64 = 3_600_000;
-
-/// A fresh organisation key (any 32 random bytes are an Ed25519 seed).
-fn org_key() -> SigningKey {
-    SigningKey::from_bytes(occ_core::store::DbKey::generate().unwrap().as_bytes())
-}
-
-async fn member(env: &Env, org: &SigningKey, name: &str) -> Client {
-    let mut opts = env.options(name);
-    opts.org_key = Some(hex::encode(org.verifying_key().to_bytes()));
-    env.client_with(name, opts).await
-}
-
-async fn certify_and_install(org: &SigningKey, client: &Client, name: &str) {
-    let device: [u8; 32] = hex::decode(client.device_id().await.unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let now = real_now_ms();
-    let cert = certify(org, name, &device, now - HOUR, now + 24 * HOUR);
-    client.install_certificate(cert.encode()).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_certified_devices_are_messaged_or_believed() {

@@ -192,6 +192,7 @@ async fn forged_senders_and_misrouted_messages_are_refused_one_by_one() {
             ttl_expiry_ms: i64::MAX / 2,
             read_timer_ms: None,
             body: b"forged".to_vec(),
+            urgent: None,
         })
         .encode()
         .to_vec()

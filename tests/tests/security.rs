@@ -502,6 +502,7 @@ async fn garbage_oversized_and_unauthenticated_requests_get_json_4xx_and_change_
             envelope: envelope.into(),
         }],
         listed_devices: Vec::new(),
+        urgent: false,
     };
     let valid_envelope = {
         let bundle =

@@ -206,7 +206,14 @@ async fn receiver(engine: Arc<Engine>, options: SyncOptions, status: Arc<Status>
     let mut wait_ms = 0;
     loop {
         let result = match engine.receive(wait_ms).await {
-            Ok(_) => engine.maintain_prekeys().await.map(|_| ()),
+            Ok(_) => match engine.maintain_prekeys().await {
+                Ok(_) => match engine.upkeep().await {
+                    Ok(true) => return, // wiped
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match result {
@@ -232,7 +239,7 @@ async fn sender(engine: Arc<Engine>, options: SyncOptions, status: Arc<Status>) 
     let mut next_purge = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_purge {
-            match super::purge(&engine) {
+            match super::purge(&engine).and_then(|_| engine.check_alerts()) {
                 Ok(_) => {}
                 Err(Error::Closed) => return,
                 Err(e) => tracing::warn!("background purge failed: {e}"),

@@ -34,16 +34,17 @@ use zeroize::Zeroizing;
 pub use background::{SyncHandle, SyncOptions};
 pub use profiles::ProfileManager;
 
+use crate::audit::AuditEntry;
 use crate::crypto::Account;
 use crate::error::{Error, Result};
 use crate::events::{ClientEvent, EventListener};
 use crate::retention::{Clock, PurgeReport, SystemClock};
-use crate::store::{DbKey, SecurityEvent, Store, StoredMessage, ThreadSummary};
+use crate::store::{DbKey, RecipientState, SecurityEvent, Store, StoredMessage, ThreadSummary};
 use crate::sync::connection::{EnrolOptions, RelaySession};
 use crate::sync::outgoing::FlushMode;
 use crate::sync::{
-    ContactIdentity, DeliveryFailure, Engine, Enrolment, FlushReport, Local, PrekeyReport,
-    ReceiveReport, Recipient,
+    AuditReport, ContactIdentity, DeliveryFailure, Engine, Enrolment, FlushReport, Local,
+    PrekeyReport, ReceiveReport, Recipient, Urgency,
 };
 use guard::{guarded, guarded_sync};
 
@@ -213,7 +214,139 @@ impl Client {
         read_timer_secs: Option<u64>,
     ) -> Result<String> {
         let text = Zeroizing::new(text);
-        guarded(async { self.engine.send(&to, &text, ttl_secs, read_timer_secs) }).await
+        guarded(async {
+            self.engine
+                .send(&to, &text, ttl_secs, read_timer_secs, None)
+        })
+        .await
+    }
+
+    /// Sends an urgent alert: recipients' devices return receipts
+    /// (delivered, read, acknowledged), and with `ack_within_secs`, an
+    /// `AlertEscalated` event names whoever has not acknowledged by then.
+    pub async fn send_urgent(
+        &self,
+        to: Recipient,
+        text: Vec<u8>,
+        ttl_secs: u64,
+        ack_within_secs: Option<u64>,
+    ) -> Result<String> {
+        let text = Zeroizing::new(text);
+        let urgency = Urgency { ack_within_secs };
+        guarded(async { self.engine.send(&to, &text, ttl_secs, None, Some(urgency)) }).await
+    }
+
+    /// Acknowledges an urgent alert this user received, with an optional
+    /// short reply (at most 256 bytes); its sender's devices are told.
+    pub async fn acknowledge(&self, message_id: &str, reply: Option<String>) -> Result<()> {
+        guarded(async {
+            self.engine.with_local(|l| {
+                l.check_unlocked()?;
+                l.acknowledge(message_id, reply)
+            })?;
+            self.engine.outbox_wake.notify_one();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Each recipient's progress with an alert this user sent (kept after
+    /// the alert expires).
+    pub async fn receipts(&self, message_id: &str) -> Result<Vec<RecipientState>> {
+        guarded(async {
+            self.engine
+                .with_local(|l| Ok(l.store.receipts(message_id)?))
+        })
+        .await
+    }
+
+    /// Escalates alerts past their deadline now (also part of every sync
+    /// and of background sync); returns how many were escalated.
+    pub async fn check_alerts(&self) -> Result<u32> {
+        guarded(async { self.engine.check_alerts() }).await
+    }
+
+    /// Downloads the message a push notice announced (its relay id, from
+    /// the [`DownloadPrompt`](crate::push::DownloadPrompt)): fetched,
+    /// verified, decrypted and stored, and audited. Refused with
+    /// [`Error::PolicyDenied`] when the policy denies it or the profile is
+    /// locked; [`Error::Expired`] once the relay answers 410. The N-th
+    /// download within the policy's window raises `VolumeAlert`.
+    pub async fn download(&self, relay_message_id: &str) -> Result<ReceiveReport> {
+        guarded(self.engine.download(relay_message_id)).await
+    }
+
+    /// Declines the message a push notice announced: it is never stored on
+    /// this device (the inbox drops it when it arrives), and the refusal is
+    /// audited.
+    pub async fn decline(&self, relay_message_id: &str) -> Result<()> {
+        guarded(async { self.engine.with_local(|l| l.decline(relay_message_id)) }).await
+    }
+
+    /// Takes an organisation policy document (from the administrator, or
+    /// as the relay serves it): applied if the pinned organisation signed it
+    /// and it is newer than the one held; otherwise refused
+    /// ([`Error::Untrusted`]) and recorded.
+    pub async fn apply_policy(&self, document: Vec<u8>) -> Result<bool> {
+        guarded(async { self.engine.with_local(|l| l.apply_policy(&document)) }).await
+    }
+
+    /// The organisation policy in force, as JSON, if any.
+    pub async fn policy_json(&self) -> Result<Option<String>> {
+        guarded(async {
+            self.engine.with_local(|l| {
+                l.policy
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| Error::internal(format!("encoding the policy: {e}")))
+            })
+        })
+        .await
+    }
+
+    /// Fetches the organisation's policy and this device's commands and
+    /// obeys them (also part of every sync). Returns whether the profile
+    /// was wiped (the client is then closed).
+    pub async fn org_sync(&self) -> Result<bool> {
+        guarded(self.engine.org_sync()).await
+    }
+
+    /// Whether the organisation locked this profile.
+    pub async fn is_locked(&self) -> Result<bool> {
+        guarded(async { self.engine.with_local(|l| Ok(l.check_unlocked().is_err())) }).await
+    }
+
+    /// Audit entries after sequence number `after`, at most `limit`.
+    pub async fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditEntry>> {
+        guarded(async {
+            self.engine
+                .with_local(|l| Ok(l.store.audit_entries(after, limit)?))
+        })
+        .await
+    }
+
+    /// A thread's timeline: every audit entry about it and its messages,
+    /// in order (kept after the messages expire).
+    pub async fn timeline(&self, thread_id: &str) -> Result<Vec<AuditEntry>> {
+        guarded(async {
+            self.engine
+                .with_local(|l| Ok(l.store.audit_timeline(thread_id)?))
+        })
+        .await
+    }
+
+    /// Has the relay countersign the audit chain head (also part of every
+    /// sync); returns the newest countersigned sequence number.
+    pub async fn countersign_audit(&self) -> Result<Option<u64>> {
+        guarded(self.engine.countersign_audit()).await
+    }
+
+    /// Verifies the audit trail: every link of the chain, the
+    /// countersignatures held and, with `online`, the newest head the relay
+    /// countersigned. The report names the first broken entry.
+    pub async fn audit_verify(&self, online: bool) -> Result<AuditReport> {
+        guarded(self.engine.audit_verify(online)).await
     }
 
     /// Removes a member from a thread: sender keys rotate, and nothing sent
@@ -243,6 +376,9 @@ impl Client {
             let received = self.engine.receive(0).await?;
             if let Err(e) = self.engine.maintain_prekeys().await {
                 tracing::info!("prekey upkeep failed (will be retried): {e}");
+            }
+            if self.engine.upkeep().await? {
+                return Err(Error::Closed);
             }
             let pending = self.engine.with_local(|l| Ok(l.store.outbox_len()?))?;
             let pending = u32::try_from(pending).unwrap_or(u32::MAX);
@@ -292,7 +428,13 @@ impl Client {
 
     /// Threads, most recently active first.
     pub async fn threads(&self) -> Result<Vec<ThreadSummary>> {
-        guarded(async { self.engine.with_local(|l| Ok(l.store.threads()?)) }).await
+        guarded(async {
+            self.engine.with_local(|l| {
+                l.check_unlocked()?;
+                Ok(l.store.threads()?)
+            })
+        })
+        .await
     }
 
     /// The members of a thread, sorted.
@@ -309,6 +451,7 @@ impl Client {
     pub async fn messages(&self, thread_id: &str, limit: u32) -> Result<Vec<StoredMessage>> {
         guarded(async {
             self.engine.with_local(|l| {
+                l.check_unlocked()?;
                 if !l.store.thread_exists(thread_id)? {
                     return Err(Error::not_found(format!("thread {thread_id}")));
                 }
@@ -324,12 +467,27 @@ impl Client {
 
     /// One live message ([`Error::Expired`] once past its deadline).
     pub async fn message(&self, id: &str) -> Result<StoredMessage> {
-        guarded(async { self.engine.with_local(|l| Ok(l.store.message(id)?)) }).await
+        guarded(async {
+            self.engine.with_local(|l| {
+                l.check_unlocked()?;
+                Ok(l.store.message(id)?)
+            })
+        })
+        .await
     }
 
-    /// Marks a message opened (starts its read timer).
+    /// Marks a message opened (starts its read timer; an urgent alert's
+    /// sender gets a `read` receipt).
     pub async fn mark_read(&self, id: &str) -> Result<StoredMessage> {
-        guarded(async { self.engine.with_local(|l| Ok(l.store.mark_read(id)?)) }).await
+        guarded(async {
+            let m = self.engine.with_local(|l| {
+                l.check_unlocked()?;
+                l.mark_read(id)
+            })?;
+            self.engine.outbox_wake.notify_one();
+            Ok(m)
+        })
+        .await
     }
 
     /// The retention settings in force.
@@ -529,4 +687,25 @@ fn assert_embeddable(c: Arc<Client>) {
     check!(security_events());
     check!(outbox_len());
     check!(now_ms());
+    check!(send_urgent(
+        Recipient::User {
+            name: String::new()
+        },
+        Vec::new(),
+        1,
+        None
+    ));
+    check!(acknowledge("m", None));
+    check!(receipts("m"));
+    check!(check_alerts());
+    check!(download("id"));
+    check!(decline("id"));
+    check!(apply_policy(Vec::new()));
+    check!(policy_json());
+    check!(org_sync());
+    check!(is_locked());
+    check!(audit_entries(0, 1));
+    check!(timeline("t"));
+    check!(countersign_audit());
+    check!(audit_verify(false));
 }

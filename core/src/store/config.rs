@@ -11,6 +11,9 @@ const ENROLMENT: &str = "enrolment";
 const INBOX_CURSOR: &str = "inbox_cursor";
 const PUBLISHED_SIGNED_PREKEY: &str = "published_signed_prekey";
 const REVOCATIONS: &str = "revocations";
+const ORG_POLICY: &str = "org_policy";
+const LOCKED: &str = "locked";
+const LAST_COMMAND_MS: &str = "last_command_ms";
 
 fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
     Ok(conn
@@ -102,4 +105,51 @@ impl Store {
     pub(crate) fn set_published_signed_prekey(&mut self, id: i64) -> Result<(), StoreError> {
         set_published_signed_prekey(&self.conn, id)
     }
+}
+
+/// The newest verified organisation policy document (encoded), if any.
+pub(crate) fn org_policy(conn: &Connection) -> Result<Option<Vec<u8>>, StoreError> {
+    get(conn, ORG_POLICY)
+}
+
+/// Stores a verified policy document (the caller checked it is newer).
+pub(crate) fn set_org_policy(conn: &Connection, doc: &[u8]) -> Result<(), StoreError> {
+    set(conn, ORG_POLICY, doc)
+}
+
+/// Whether the organisation locked this profile.
+pub(crate) fn locked(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(get_i64(conn, LOCKED)?.unwrap_or(0) != 0)
+}
+
+/// Locks or unlocks the profile.
+pub(crate) fn set_locked(conn: &Connection, locked: bool) -> Result<(), StoreError> {
+    set(conn, LOCKED, &i64::from(locked).to_be_bytes())
+}
+
+/// The issue time of the last organisation command obeyed.
+pub(crate) fn last_command_ms(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(get_i64(conn, LAST_COMMAND_MS)?.unwrap_or(i64::MIN))
+}
+
+/// Records the issue time of an obeyed command.
+pub(crate) fn set_last_command_ms(conn: &Connection, ms: i64) -> Result<(), StoreError> {
+    set(conn, LAST_COMMAND_MS, &ms.to_be_bytes())
+}
+
+/// Whether the relay served this organisation document (by SHA-256) before;
+/// records it if not. Each document is judged (and, if refused, recorded)
+/// once, however often the relay serves it again.
+pub(crate) fn first_sight_of_doc(
+    conn: &Connection,
+    now: i64,
+    doc: &[u8],
+) -> Result<bool, StoreError> {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(doc);
+    let n = conn.execute(
+        "INSERT INTO org_docs_seen (hash, seen_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![&hash[..], now],
+    )?;
+    Ok(n > 0)
 }

@@ -105,15 +105,19 @@ pub(crate) fn load_thread_keys_in(
     Ok(blob.as_deref().map(ThreadKeys::from_bytes).transpose()?)
 }
 
+/// The device account as stored (inside the caller's transaction).
+pub(crate) fn load_account_in(conn: &Connection) -> Result<Option<Account>, StoreError> {
+    let blob: Option<Vec<u8>> = conn
+        .query_row("SELECT state FROM account WHERE id = 1", [], |r| r.get(0))
+        .optional()?;
+    let blob = zeroize::Zeroizing::new(blob);
+    Ok(blob.as_deref().map(Account::from_bytes).transpose()?)
+}
+
 impl Store {
     /// The device account, if one was saved.
     pub fn account(&self) -> Result<Option<Account>, StoreError> {
-        let blob: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT state FROM account WHERE id = 1", [], |r| r.get(0))
-            .optional()?;
-        let blob = zeroize::Zeroizing::new(blob);
-        Ok(blob.as_deref().map(Account::from_bytes).transpose()?)
+        load_account_in(&self.conn)
     }
 
     /// Saves the device account.

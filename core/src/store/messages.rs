@@ -79,6 +79,10 @@ pub struct StoredMessage {
     /// When it will be removed: min(TTL, received + keep period, first read +
     /// read timer), ms.
     pub deadline_ms: i64,
+    /// An urgent alert (it asks for receipts).
+    pub urgent: bool,
+    /// Acknowledge by then (the sender's time), ms, if asked.
+    pub ack_by_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for StoredMessage {
@@ -128,7 +132,7 @@ fn validate(m: &NewMessage<'_>) -> Result<(), StoreError> {
 }
 
 const COLUMNS: &str = "seq, id, thread_id, sender, outgoing, body, sent_ms, received_ms, \
-                       ttl_expiry_ms, read_timer_ms, first_read_ms, deadline_ms";
+                       ttl_expiry_ms, read_timer_ms, first_read_ms, deadline_ms, urgent, ack_by_ms";
 
 fn row_to_message(r: &Row<'_>, keep_ms: i64) -> rusqlite::Result<StoredMessage> {
     let received_ms: i64 = r.get(7)?;
@@ -146,7 +150,20 @@ fn row_to_message(r: &Row<'_>, keep_ms: i64) -> rusqlite::Result<StoredMessage> 
         read_timer_ms: r.get(9)?,
         first_read_ms: r.get(10)?,
         deadline_ms: deadline_ms.min(received_ms.saturating_add(keep_ms)),
+        urgent: r.get(12)?,
+        ack_by_ms: r.get(13)?,
     })
+}
+
+/// Remembers `id` as gone until `until_ms` (a declined download), so its
+/// redelivery is recognised and nothing is stored.
+pub(crate) fn tombstone_in(conn: &Connection, id: &str, until_ms: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO tombstones (id, until_ms) VALUES (?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
+        params![id, until_ms],
+    )?;
+    Ok(())
 }
 
 /// Inserts one message inside the caller's transaction.
@@ -286,6 +303,13 @@ impl Store {
                 "UPDATE messages SET first_read_ms = ?2, deadline_ms = min(deadline_ms, ?3)
                  WHERE id = ?1 AND first_read_ms IS NULL",
                 params![id, now, deadline],
+            )?;
+            super::audit::append_in(
+                &tx,
+                now,
+                &super::audit::NewEntry::of(crate::audit::AuditKind::Opened)
+                    .thread(&m.thread_id)
+                    .message(id),
             )?;
             persist_high_water(&tx, now)?;
             tx.commit()?;

@@ -179,6 +179,63 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT X'', distribution_id, thread_id FROM sender_key_index;
     DROP TABLE sender_key_index;
     "#,
+    // 8: the hash-chained audit trail and the relay's countersigned heads;
+    //    push notices seen (replays) and their decisions; urgent alerts
+    //    (sent: deadline and recipients; received: the flag) and receipts.
+    r#"
+    CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY,
+        at_ms      INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        thread_id  TEXT,
+        message_id TEXT,
+        subject    TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        prev       BLOB NOT NULL,
+        hash       BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_thread ON audit (thread_id, seq);
+    CREATE INDEX audit_kind ON audit (kind, at_ms);
+    CREATE TABLE audit_heads (
+        seq       INTEGER PRIMARY KEY,
+        hash      BLOB NOT NULL,
+        server_ms INTEGER NOT NULL,
+        signature BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE notices (
+        relay_id      TEXT PRIMARY KEY,
+        sender_device TEXT NOT NULL,
+        class         TEXT NOT NULL,
+        expires_ms    INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        seen_ms       INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX notices_expires ON notices (expires_ms);
+    ALTER TABLE messages ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN ack_by_ms INTEGER;
+    CREATE TABLE alerts (
+        message_id   TEXT PRIMARY KEY,
+        thread_id    TEXT NOT NULL,
+        sent_ms      INTEGER NOT NULL,
+        ack_by_ms    INTEGER,
+        recipients   TEXT NOT NULL,
+        escalated_ms INTEGER
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX alerts_due ON alerts (escalated_ms, ack_by_ms);
+    CREATE TABLE receipts (
+        message_id  TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        reply       TEXT,
+        PRIMARY KEY (message_id, user, state)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE org_docs_seen (
+        hash    BLOB PRIMARY KEY,
+        seen_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

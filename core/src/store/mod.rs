@@ -12,6 +12,9 @@
 //! - `config`, `contacts`, `distributions`: the sync engine's bookkeeping
 //!   (enrolment and inbox cursor; which user each device belongs to; who
 //!   holds which thread sender key).
+//! - `alerts`: urgent alerts sent (deadline, recipients) and their receipts.
+//! - `notices`: push notices seen (replays) and each prompt's decision.
+//! - `audit`: the hash-chained audit trail's rows and countersigned heads.
 //! - [`security_events`]: refused input and relay failures (metadata only).
 //! - `settings`: the keep period and the organisation maximum.
 //! - [`purge`]: real deletion of everything past its deadline.
@@ -31,7 +34,9 @@
 //! Layout of a profile directory: `occ.db` (+ `-wal`, `-shm`), `keycheck`,
 //! `attachments/<random>.bin`.
 
+pub(crate) mod alerts;
 pub mod attachments;
+pub(crate) mod audit;
 pub(crate) mod config;
 pub(crate) mod contacts;
 pub mod crypto_state;
@@ -40,6 +45,7 @@ pub(crate) mod distributions;
 mod files;
 pub mod messages;
 pub mod migrations;
+pub(crate) mod notices;
 pub(crate) mod outbox;
 pub mod profiles;
 pub mod purge;
@@ -52,6 +58,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, ErrorCode};
 
+pub use alerts::RecipientState;
 pub use attachments::AttachmentInfo;
 pub use contacts::Trust;
 pub use db::DbKey;
@@ -187,6 +194,15 @@ impl Store {
     /// the current schema.
     pub fn open(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         Self::open_inner(dir, Some(key), false, clock)
+    }
+
+    /// Opens the profile for the push path (a Notification Service
+    /// Extension): the same database with a page cache of 256 KiB instead
+    /// of SQLite's 2 MB default.
+    pub fn open_light(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let store = Self::open_inner(dir, Some(key), false, clock)?;
+        store.conn.execute_batch("PRAGMA cache_size = -256")?;
+        Ok(store)
     }
 
     /// Creates a new profile database in the existing directory `dir`.

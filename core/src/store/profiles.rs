@@ -168,6 +168,31 @@ impl ProfileDirs {
     }
 }
 
+/// Removes a profile's files from `dir` (its store closed): the database
+/// and its WAL, the key check and the attachments (whose keys were in the
+/// database). The directory itself stays, empty.
+pub(crate) fn wipe_dir(dir: &Path) -> Result<(), StoreError> {
+    for name in [
+        super::DB_FILE.to_string(),
+        format!("{}-wal", super::DB_FILE),
+        format!("{}-shm", super::DB_FILE),
+        super::db::KEY_CHECK_FILE.to_string(),
+    ] {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("wipe the profile", &path, e)),
+        }
+    }
+    let attachments = dir.join(super::ATTACHMENT_DIR);
+    match std::fs::remove_dir_all(&attachments) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io("wipe the profile", &attachments, e)),
+    }
+}
+
 impl std::fmt::Debug for ProfileDirs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProfileDirs")

@@ -71,16 +71,34 @@ fn doomed_files(conn: &Connection, now: i64, keep_cutoff: i64) -> Result<Vec<Str
 }
 
 /// Deletes with one statement; returns `(id, ttl_expiry_ms)` of each row.
+/// Deletes with `sql` (which returns id, TTL expiry, thread); each deleted
+/// message becomes an `expired` audit entry (`why` in its detail).
 fn delete_returning(
     conn: &Connection,
     sql: &str,
     cutoff: i64,
+    now: i64,
+    why: &str,
 ) -> Result<Vec<(String, i64)>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
-        .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([cutoff], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, ttl, thread) in rows {
+        super::audit::append_in(
+            conn,
+            now,
+            &super::audit::NewEntry::of(crate::audit::AuditKind::Expired)
+                .thread(&thread)
+                .message(&id)
+                .detail(why),
+        )?;
+        out.push((id, ttl));
+    }
+    Ok(out)
 }
 
 /// Remembers purged ids whose TTL has not passed, so a redelivery is
@@ -149,13 +167,17 @@ impl Store {
         let files = doomed_files(&tx, now, keep_cutoff)?;
         let expired = delete_returning(
             &tx,
-            "DELETE FROM messages WHERE deadline_ms <= ?1 RETURNING id, ttl_expiry_ms",
+            "DELETE FROM messages WHERE deadline_ms <= ?1 RETURNING id, ttl_expiry_ms, thread_id",
             now,
+            now,
+            "deadline",
         )?;
         let kept_too_long = delete_returning(
             &tx,
-            "DELETE FROM messages WHERE received_ms <= ?1 RETURNING id, ttl_expiry_ms",
+            "DELETE FROM messages WHERE received_ms <= ?1 RETURNING id, ttl_expiry_ms, thread_id",
             keep_cutoff,
+            now,
+            "keep period",
         )?;
         update_tombstones(&tx, now, expired.iter().chain(kept_too_long.iter()))?;
         let undelivered_ids = outbox::drop_expired_in(&tx, now)?;
@@ -168,6 +190,7 @@ impl Store {
         };
         log_in(&tx, &report)?;
         purge_metadata_in(&tx, meta_cutoff)?;
+        super::notices::purge_in(&tx, now)?;
         persist_high_water(&tx, now)?;
         tx.commit()?;
         self.conn

@@ -1,7 +1,8 @@
 //! Security events: every refused input and every failure of the relay's
 //! identity, recorded with metadata only (kinds, ids, host names, pins) —
 //! never message content, never key material. They feed the app's
-//! `SecurityAlert` events now and the hash-chained audit trail later.
+//! `SecurityAlert` events and, in the same transaction, the hash-chained
+//! audit trail ([`crate::audit`]).
 
 use rusqlite::{Connection, params};
 
@@ -48,11 +49,19 @@ pub enum SecurityEventKind {
     /// A signed server time far ahead of trusted time was held back until
     /// corroborated (or was implausible).
     TimeJump,
+    /// A push notice that does not verify: another key's signature, another
+    /// device's notice, a replay, or an expired one.
+    ForgedNotice,
+    /// An organisation document (policy, lock, wipe) that is not the
+    /// organisation's, not for this device, or older than the one held.
+    OrgDocRefused,
+    /// The organisation's policy refused a download, a message or a send.
+    PolicyDenied,
 }
 
 impl SecurityEventKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [SecurityEventKind; 15] = [
+    pub const ALL: [SecurityEventKind; 18] = [
         Self::PinFailure,
         Self::RelayUnverified,
         Self::Undecryptable,
@@ -68,6 +77,9 @@ impl SecurityEventKind {
         Self::TimeJump,
         Self::KeyChanged,
         Self::Uncertified,
+        Self::ForgedNotice,
+        Self::OrgDocRefused,
+        Self::PolicyDenied,
     ];
 
     /// The stable snake_case name (stored, logged, shown by the CLI).
@@ -88,6 +100,9 @@ impl SecurityEventKind {
             Self::TimeJump => "time_jump",
             Self::KeyChanged => "key_changed",
             Self::Uncertified => "uncertified",
+            Self::ForgedNotice => "forged_notice",
+            Self::OrgDocRefused => "org_doc_refused",
+            Self::PolicyDenied => "policy_denied",
         }
     }
 
@@ -114,7 +129,8 @@ pub struct SecurityEvent {
     pub detail: String,
 }
 
-/// Appends a security event inside the caller's transaction.
+/// Appends a security event inside the caller's transaction, and the same
+/// as an entry of the audit trail (which outlives the metadata retention).
 pub(crate) fn record_in(
     conn: &Connection,
     now: i64,
@@ -124,6 +140,17 @@ pub(crate) fn record_in(
     conn.execute(
         "INSERT INTO security_events (at_ms, kind, detail) VALUES (?1, ?2, ?3)",
         params![now, kind.as_str(), detail],
+    )?;
+    super::audit::append_in(
+        conn,
+        now,
+        &super::audit::NewEntry {
+            kind: kind.as_str(),
+            thread_id: None,
+            message_id: None,
+            subject: "",
+            detail,
+        },
     )?;
     Ok(())
 }
@@ -163,7 +190,10 @@ impl Store {
         detail: &str,
     ) -> Result<(), StoreError> {
         let now = self.now_ms();
-        record_in(&self.conn, now, kind, detail)
+        let tx = self.conn.transaction()?;
+        record_in(&tx, now, kind, detail)?;
+        tx.commit()?;
+        Ok(())
     }
 }
 

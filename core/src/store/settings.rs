@@ -97,4 +97,11 @@ impl Store {
         self.purge()?;
         self.set_setting("org_max_keep_ms", max_ms)
     }
+
+    /// Removes the organisation maximum (a policy without one).
+    pub(crate) fn clear_org_max_keep_period(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM settings WHERE key = 'org_max_keep_ms'", [])?;
+        Ok(())
+    }
 }

@@ -45,13 +45,15 @@ use rusqlite::Connection;
 use super::directory::{Sender, identity_from};
 use super::threads::{self, ThreadCache, direct_thread_id};
 use super::{Engine, Local};
+use crate::audit::AuditKind;
 use crate::crypto::{Account, CryptoError, DeviceId, IdentityPublic, Session};
 use crate::error::{Error, Result};
 use crate::events::ClientEvent;
+use crate::store::audit::{NewEntry, append_in};
 use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
 use crate::store::{
-    Inserted, NewMessage, SecurityEventKind, StoreError, config, contacts, crypto_state,
-    distributions, messages, persist_high_water, savepoint, security_events,
+    Inserted, NewMessage, SecurityEventKind, StoreError, alerts, config, contacts, crypto_state,
+    distributions, messages, notices, persist_high_water, savepoint, security_events,
 };
 
 /// Items fetched per inbox request.
@@ -83,6 +85,8 @@ pub enum ItemOutcome {
     Duplicate,
     /// Its TTL had passed on arrival; nothing stored.
     Expired,
+    /// The user declined its download (push prompt); nothing stored.
+    Declined,
     /// Refused: recorded as a security event and acknowledged.
     Rejected {
         /// Why, as a kind.
@@ -187,7 +191,7 @@ enum Decrypted {
     Payload {
         sender: DeviceId,
         identity: Box<IdentityPublic>,
-        payload: Payload,
+        payload: Box<Payload>,
     },
 }
 
@@ -198,16 +202,24 @@ struct Working {
     sessions: HashMap<DeviceId, Vec<Session>>,
     dirty_sessions: HashSet<(DeviceId, [u8; 32])>,
     threads: ThreadCache,
+    /// The organisation policy in force and this device's id (hex).
+    policy: Option<occ_protocol::org::OrgPolicy>,
+    device: String,
+    /// Events besides new messages (receipts), raised after the commit.
+    events: Vec<ClientEvent>,
 }
 
 impl Working {
-    fn new(account: Account) -> Self {
+    fn new(account: Account, policy: Option<occ_protocol::org::OrgPolicy>, device: String) -> Self {
         Self {
             account,
             account_dirty: false,
             sessions: HashMap::new(),
             dirty_sessions: HashSet::new(),
             threads: ThreadCache::default(),
+            policy,
+            device,
+            events: Vec::new(),
         }
     }
 
@@ -305,7 +317,10 @@ impl Engine {
     /// transaction) and raises its events.
     async fn process(&self, items: &[InboxItem], cursor: Cursor) -> Result<Vec<ItemReport>> {
         let senders = self.resolve_senders(items).await?;
-        let reports = self.with_local(|l| l.store_page(items, &senders, cursor))?;
+        let (reports, events) = self.with_local(|l| l.store_page(items, &senders, cursor))?;
+        for e in events {
+            self.events.emit(e);
+        }
         let mut stored = Vec::new();
         for r in &reports {
             match &r.outcome {
@@ -331,11 +346,19 @@ impl Local {
         items: &[InboxItem],
         senders: &HashMap<DeviceId, Option<Sender>>,
         cursor: Cursor,
-    ) -> Result<Vec<ItemReport>> {
+    ) -> Result<(Vec<ItemReport>, Vec<ClientEvent>)> {
         let me = self.user()?;
         let now = self.store.now_ms();
-        let mut work = Working::new(self.account.clone());
-        let tx = self.store.conn.transaction()?;
+        let device = self.account.device_id().to_hex();
+        // Immediate: another process (a push extension) may hold the same
+        // profile; the account is read again inside the write transaction so
+        // a one-time prekey it consumed is never revived from memory.
+        let tx = self
+            .store
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let account = crypto_state::load_account_in(&tx)?.unwrap_or_else(|| self.account.clone());
+        let mut work = Working::new(account, self.policy.clone(), device);
         let mut reports = Vec::with_capacity(items.len());
         for item in items {
             let outcome = match process_item(&tx, now, &me, &mut work, senders, item) {
@@ -371,7 +394,7 @@ impl Local {
         persist_high_water(&tx, now)?;
         tx.commit()?;
         self.account = work.account;
-        Ok(reports)
+        Ok((reports, work.events))
     }
 }
 
@@ -390,7 +413,7 @@ fn process_item(
             sender,
             identity,
             payload,
-        } => (sender, identity, payload),
+        } => (sender, identity, *payload),
     };
     let Some(Some(known)) = senders.get(&sender) else {
         return Err(Refusal::refused(
@@ -410,6 +433,7 @@ fn process_item(
         Payload::Text(t) => Some(t.thread_id.clone()),
         Payload::ThreadInfo(i) => Some(i.thread_id.clone()),
         Payload::SenderKey(d) => String::from_utf8(d.thread_id.clone()).ok(),
+        Payload::Receipt(_) => None,
     };
     if let Some(first_seen) = &known.identity {
         let listed = identity_from(first_seen)
@@ -472,7 +496,13 @@ fn apply_payload(
     work: &mut Working,
 ) -> std::result::Result<ItemOutcome, Refusal> {
     match payload {
-        Payload::Text(t) => store_text(conn, now, me, sender_user, item, t),
+        Payload::Text(t) => store_text(conn, now, me, sender_user, item, t, work),
+        Payload::Receipt(r) => {
+            if let Some(e) = super::alerts::apply_receipt(conn, now, me, sender_user, &r)? {
+                work.events.push(e);
+            }
+            Ok(ItemOutcome::Applied)
+        }
         Payload::ThreadInfo(info) => {
             threads::apply_thread_info(conn, now, me, sender_user, &info, &mut work.threads)?;
             Ok(ItemOutcome::Applied)
@@ -492,7 +522,13 @@ fn store_text(
     sender_user: &str,
     item: &InboxItem,
     t: TextMessage,
+    work: &Working,
 ) -> std::result::Result<ItemOutcome, Refusal> {
+    let class = crate::policy::class_of(t.urgent.is_some());
+    if let Err(reason) = crate::policy::download_allowed(work.policy.as_ref(), class, &work.device)
+    {
+        return Err(Refusal::refused(SecurityEventKind::PolicyDenied, reason));
+    }
     if t.group {
         if is_direct_thread_id(&t.thread_id) {
             return Err(Refusal::refused(
@@ -530,8 +566,14 @@ fn store_text(
     } else {
         (peer, ThreadKind::Direct)
     };
-    store_threads::upsert_in(conn, &t.thread_id, title, kind, now, OnExisting::MarkActive)?;
     let id = super::scoped_message_id(sender_user, &t.message_id);
+    if notices::declined_in(conn, &item.id)? {
+        // The user said no to this download: nothing is stored, and a
+        // tombstone keeps a redelivery out.
+        messages::tombstone_in(conn, &id, t.ttl_expiry_ms.min(item.expires_ms))?;
+        return Ok(ItemOutcome::Declined);
+    }
+    store_threads::upsert_in(conn, &t.thread_id, title, kind, now, OnExisting::MarkActive)?;
     let inserted = messages::insert_in(
         conn,
         now,
@@ -542,10 +584,54 @@ fn store_text(
             outgoing: own,
             body: &t.body,
             sent_ms: t.sent_ms,
-            ttl_expiry_ms: t.ttl_expiry_ms.min(item.expires_ms),
+            ttl_expiry_ms: crate::policy::receive_expiry(
+                work.policy.as_ref(),
+                t.sent_ms,
+                t.ttl_expiry_ms.min(item.expires_ms),
+            ),
             read_timer_ms: t.read_timer_ms,
         },
     )?;
+    if inserted == Inserted::New {
+        append_in(
+            conn,
+            now,
+            &NewEntry::of(AuditKind::Received)
+                .thread(&t.thread_id)
+                .message(&id)
+                .subject(sender_user)
+                .detail(class),
+        )?;
+        if let Some(u) = t.urgent {
+            alerts::mark_received_urgent_in(conn, &id, u.ack_by_ms)?;
+            if own {
+                // Sent from another of our devices: track its receipts here
+                // too.
+                let recipients: Vec<String> = if t.group {
+                    store_threads::members(conn, &t.thread_id)?
+                        .into_iter()
+                        .filter(|m| m != me)
+                        .collect()
+                } else {
+                    vec![peer.to_string()]
+                };
+                alerts::add_sent_in(conn, &id, &t.thread_id, t.sent_ms, u.ack_by_ms, &recipients)?;
+            } else {
+                super::alerts::queue_receipt_in(
+                    conn,
+                    now,
+                    sender_user,
+                    occ_protocol::payload::Receipt {
+                        message_id: id.clone(),
+                        thread_id: t.thread_id.clone(),
+                        state: occ_protocol::payload::ReceiptState::Delivered,
+                        at_ms: now,
+                        reply: None,
+                    },
+                )?;
+            }
+        }
+    }
     Ok(match inserted {
         Inserted::New => ItemOutcome::Stored {
             message: ReceivedMessage {
@@ -613,7 +699,7 @@ fn decrypt_item(
             return Ok(Decrypted::Payload {
                 sender,
                 identity: Box::new(identity),
-                payload,
+                payload: Box::new(payload),
             });
         }
         Envelope::PreKey(p) => match decrypt_prekey(conn, work, sender, p)? {
@@ -639,7 +725,7 @@ fn decrypt_item(
     Ok(Decrypted::Payload {
         sender,
         identity: Box::new(identity),
-        payload: parse_payload(&plaintext)?,
+        payload: Box::new(parse_payload(&plaintext)?),
     })
 }
 

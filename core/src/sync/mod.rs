@@ -13,6 +13,10 @@
 //! - `threads`: thread bookkeeping — member lists, sender-key distribution
 //!   and rotation, removal.
 //! - `prekeys`: signed-prekey rotation and one-time-prekey top-up.
+//! - `org`: the organisation's policy and commands, and the audit trail's
+//!   countersigned heads.
+//! - `prompts`: download or decline after a push prompt; the volume alert.
+//! - `alerts`: urgent alerts — receipts queued and applied, escalation.
 //!
 //! # Concurrency
 //!
@@ -38,11 +42,14 @@
 //! between two awaits therefore leaves nothing half-written; the durable
 //! outbox and idempotency keys make a cancelled send safe to repeat.
 
+pub(crate) mod alerts;
 pub(crate) mod connection;
 pub(crate) mod directory;
 pub(crate) mod incoming;
+pub(crate) mod org;
 pub(crate) mod outgoing;
 pub(crate) mod prekeys;
+pub(crate) mod prompts;
 pub(crate) mod threads;
 
 use std::sync::{Mutex, PoisonError};
@@ -57,7 +64,10 @@ use crate::store::Store;
 pub use connection::{PREKEY_BATCH, registration, registration_with_link};
 pub use directory::{ContactDevice, ContactIdentity};
 pub use incoming::{INBOX_PAGE, ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};
-pub use outgoing::{DeliveryFailure, FlushReport, MAX_BACKOFF_MS, MAX_TEXT_LEN, Recipient};
+pub use org::AuditReport;
+pub use outgoing::{
+    DeliveryFailure, FlushReport, MAX_BACKOFF_MS, MAX_TEXT_LEN, Recipient, Urgency,
+};
 pub use prekeys::{PREKEY_LOW_WATER, PrekeyReport};
 pub use threads::direct_thread_id;
 
@@ -88,6 +98,8 @@ pub(crate) struct Local {
     pub(crate) store: Store,
     pub(crate) account: Account,
     pub(crate) enrolment: Option<Enrolment>,
+    /// The organisation policy in force (verified), if any.
+    pub(crate) policy: Option<occ_protocol::org::OrgPolicy>,
 }
 
 impl Local {
@@ -106,10 +118,15 @@ impl Local {
             .map(|v| serde_json::from_slice::<Enrolment>(&v))
             .transpose()
             .map_err(|e| Error::corrupt(format!("the enrolment record: {e}")))?;
+        let policy = match &enrolment {
+            Some(e) => org::held_policy(&store.conn, e)?,
+            None => None,
+        };
         Ok(Self {
             store,
             account,
             enrolment,
+            policy,
         })
     }
 

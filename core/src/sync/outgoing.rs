@@ -27,9 +27,11 @@ use occ_protocol::payload::{Payload, TextMessage, ThreadInfo};
 use super::directory::Device;
 use super::threads::{members_for_send, record_members_in, secs};
 use super::{Engine, Local, random_hex};
+use crate::audit::AuditKind;
 use crate::crypto::{CryptoError, DeviceId, Session, ThreadKeys};
 use crate::error::{Error, Result};
 use crate::events::ClientEvent;
+use crate::store::audit::{NewEntry, append_in};
 use crate::store::outbox::{self, NewOutboxRow, OutboxRow, Target};
 use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
 use crate::store::{
@@ -47,6 +49,13 @@ pub const MAX_TEXT_LEN: usize = if messages::MAX_BODY_LEN < occ_protocol::payloa
 } else {
     occ_protocol::payload::MAX_BODY_LEN
 };
+
+/// An urgent alert's request to its recipients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Urgency {
+    /// Acknowledge within this many seconds (escalated after), if asked.
+    pub ack_within_secs: Option<u64>,
+}
 
 /// Where a message goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,10 +133,21 @@ impl Local {
         text: &[u8],
         ttl_secs: u64,
         read_timer_secs: Option<u64>,
+        urgent: Option<Urgency>,
     ) -> Result<String> {
         let me = self.user()?;
+        self.check_unlocked()?;
         let max = occ_protocol::api::MAX_TTL_SECS;
         let ttl_ms = checked_ms(ttl_secs, max, "TTL")?;
+        if let Err(reason) = crate::policy::check_send_ttl(self.policy.as_ref(), ttl_secs) {
+            self.store
+                .record_security_event(SecurityEventKind::PolicyDenied, &reason)?;
+            return Err(Error::denied(reason));
+        }
+        let ack_within_ms = urgent
+            .and_then(|u| u.ack_within_secs)
+            .map(|s| checked_ms(s, max, "acknowledgement deadline"))
+            .transpose()?;
         let read_timer_ms = read_timer_secs
             .map(|s| checked_ms(s, max, "read timer"))
             .transpose()?;
@@ -165,6 +185,12 @@ impl Local {
             .ok_or_else(|| Error::invalid("the TTL runs past the end of time"))?;
         let wire_id = random_hex::<16>()?;
         let message_id = super::scoped_message_id(&me, &wire_id);
+        let ack_by_ms = ack_within_ms.map(|ms| now.saturating_add(ms));
+        let recipients: Vec<String> = match (to, &members) {
+            (Recipient::User { name }, _) => vec![name.clone()],
+            (_, Some(m)) => m.iter().filter(|u| **u != me).cloned().collect(),
+            (_, None) => Vec::new(),
+        };
         let payload = Payload::Text(TextMessage {
             message_id: wire_id,
             thread_id: thread_id.clone(),
@@ -175,6 +201,7 @@ impl Local {
             ttl_expiry_ms,
             read_timer_ms,
             body: text.to_vec(),
+            urgent: urgent.map(|_| occ_protocol::payload::Urgent { ack_by_ms }),
         })
         .encode();
         let idempotency_key = random_hex::<16>()?;
@@ -202,6 +229,26 @@ impl Local {
                 read_timer_ms,
             },
         )?;
+        if urgent.is_some() {
+            crate::store::alerts::mark_received_urgent_in(&tx, &message_id, ack_by_ms)?;
+            crate::store::alerts::add_sent_in(
+                &tx,
+                &message_id,
+                &thread_id,
+                now,
+                ack_by_ms,
+                &recipients,
+            )?;
+        }
+        append_in(
+            &tx,
+            now,
+            &NewEntry::of(AuditKind::Sent)
+                .thread(&thread_id)
+                .message(&message_id)
+                .subject(&recipients.join(","))
+                .detail(crate::policy::class_of(urgent.is_some())),
+        )?;
         outbox::enqueue_in(
             &tx,
             now,
@@ -226,6 +273,8 @@ enum Carried {
     Text(TextMessage),
     /// A membership change of a thread we administer (a control row).
     Members(ThreadInfo),
+    /// A receipt for an alert (a control row to its sender's devices).
+    Receipt,
 }
 
 /// What sealing one row needs from the network, decided under the lock.
@@ -254,8 +303,9 @@ impl Engine {
         text: &[u8],
         ttl_secs: u64,
         read_timer_secs: Option<u64>,
+        urgent: Option<Urgency>,
     ) -> Result<String> {
-        let id = self.with_local(|l| l.enqueue(to, text, ttl_secs, read_timer_secs))?;
+        let id = self.with_local(|l| l.enqueue(to, text, ttl_secs, read_timer_secs, urgent))?;
         self.outbox_wake.notify_one();
         Ok(id)
     }
@@ -500,6 +550,7 @@ fn plan_seal(l: &Local, row: &OutboxRow) -> Result<SealPlan> {
         Ok(Payload::ThreadInfo(info)) if matches!(row.target, Target::Thread(_)) => {
             Carried::Members(info)
         }
+        Ok(Payload::Receipt(_)) if matches!(row.target, Target::User(_)) => Carried::Receipt,
         _ => return Err(Error::corrupt("a queued message is unreadable")),
     };
     let users = match &row.target {
@@ -603,6 +654,9 @@ impl Local {
                 let title = match &plan.carried {
                     Carried::Text(t) => t.thread_title.clone(),
                     Carried::Members(i) => i.title.clone(),
+                    Carried::Receipt => {
+                        return Err(Error::corrupt("a receipt queued for a thread"));
+                    }
                 };
                 let info = Payload::ThreadInfo(ThreadInfo {
                     thread_id: thread.clone(),
@@ -640,9 +694,10 @@ impl Local {
         let request = SendRequest {
             idempotency_key: row.idempotency_key.clone(),
             ttl_secs: u64::try_from(row.ttl_secs).unwrap_or(1),
-            class: match plan.carried {
-                Carried::Text(_) => "text".into(),
+            class: match &plan.carried {
+                Carried::Text(t) => crate::policy::class_of(t.urgent.is_some()).into(),
                 Carried::Members(_) => "control".into(),
+                Carried::Receipt => "receipt".into(),
             },
             thread: match &row.target {
                 Target::Thread(t) => Some(t.clone()),
@@ -650,6 +705,7 @@ impl Local {
             },
             envelopes,
             listed_devices: resolved.listed.clone(),
+            urgent: matches!(&plan.carried, Carried::Text(t) if t.urgent.is_some()),
         };
         let sealed = serde_json::to_string(&request)
             .map_err(|e| Error::internal(format!("encoding a send request: {e}")))?;

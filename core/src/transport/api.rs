@@ -521,6 +521,58 @@ impl ApiClient {
         Ok(())
     }
 
+    /// The organisation's policy document, if the relay has one (the caller
+    /// verifies it).
+    pub async fn policy(&self) -> Result<Option<Vec<u8>>, TransportError> {
+        match self
+            .get::<OrgDocResponse>("/policy", Duration::from_secs(30), MAX_ANSWER_BYTES)
+            .await
+        {
+            Ok(r) => Ok(Some(r.doc.0)),
+            Err(TransportError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The organisation's commands for this device (the caller verifies
+    /// them).
+    pub async fn commands(&self) -> Result<Vec<Vec<u8>>, TransportError> {
+        let r: CommandsResponse = self
+            .get("/commands", Duration::from_secs(30), MAX_ANSWER_BYTES)
+            .await?;
+        Ok(r.commands.into_iter().map(|c| c.0).collect())
+    }
+
+    /// Asks the relay to countersign this device's audit chain head (the
+    /// caller verifies the signature).
+    pub async fn countersign_audit_head(
+        &self,
+        seq: u64,
+        hash: &[u8; 32],
+    ) -> Result<AuditHead, TransportError> {
+        self.post(
+            "/audit/head",
+            &AuditHeadRequest {
+                seq,
+                hash: hash.to_vec().into(),
+            },
+            true,
+        )
+        .await
+    }
+
+    /// The newest head the relay countersigned for this device, if any.
+    pub async fn audit_head(&self) -> Result<Option<AuditHead>, TransportError> {
+        match self
+            .get::<AuditHead>("/audit/head", Duration::from_secs(30), MAX_ANSWER_BYTES)
+            .await
+        {
+            Ok(h) => Ok(Some(h)),
+            Err(TransportError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Uploads prekeys.
     pub async fn upload_prekeys(&self, up: &PreKeyUpload) -> Result<PreKeyCount, TransportError> {
         self.post("/prekeys", up, true).await

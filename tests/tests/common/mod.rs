@@ -394,6 +394,7 @@ impl RawDevice {
                     envelope: envelope.to_vec().into(),
                 }],
                 listed_devices: Vec::new(),
+                urgent: false,
             })
             .await
     }
@@ -419,8 +420,33 @@ impl RawDevice {
             ttl_expiry_ms: now + ttl_ms,
             read_timer_ms: None,
             body: body.as_bytes().to_vec(),
+            urgent: None,
         })
         .encode()
         .to_vec()
     }
+}
+
+/// A fresh organisation key (any 32 random bytes are an Ed25519 seed).
+pub fn org_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(DbKey::generate().unwrap().as_bytes())
+}
+
+/// A client of `name` enrolled with the organisation key pinned.
+pub async fn member(env: &Env, org: &ed25519_dalek::SigningKey, name: &str) -> Client {
+    let mut opts = env.options(name);
+    opts.org_key = Some(hex::encode(org.verifying_key().to_bytes()));
+    env.client_with(name, opts).await
+}
+
+/// Certifies `client` as `name`'s device for a day and installs it.
+pub async fn certify_and_install(org: &ed25519_dalek::SigningKey, client: &Client, name: &str) {
+    const HOUR: i64 = 3_600_000;
+    let device: [u8; 32] = hex::decode(client.device_id().await.unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let now = real_now_ms();
+    let cert = occ_core::crypto::org::certify(org, name, &device, now - HOUR, now + 24 * HOUR);
+    client.install_certificate(cert.encode()).await.unwrap();
 }

@@ -1,0 +1,312 @@
+//! The push path: from a push notice to a download prompt, without an open
+//! [`Client`](crate::Client) and without the network.
+//!
+//! [`verify_notice`] is what an iOS Notification Service Extension (or an
+//! Android push service) calls with the notice bytes the push carried. It
+//! opens the profile's database (one SQLCipher connection, a small page
+//! cache, no runtime, no threads), checks the notice and returns a
+//! [`DownloadPrompt`]:
+//!
+//! 1. the relay's service key learned at enrolment signed it (a notice
+//!    signed by anyone else, another relay included, is forged);
+//! 2. it is for this device, not expired at trusted time, and never seen
+//!    before (a replay);
+//! 3. the sender is looked up in the contacts this device already holds (a
+//!    device not yet known is shown unverified, a changed identity is
+//!    flagged), and the thread in the local threads;
+//! 4. the organisation policy decides: deny (class not allowed on this
+//!    device, attachment too large), confirm (presence required, unknown or
+//!    changed sender) or allow.
+//!
+//! A notice that fails 1–2 gives an error, no prompt, and a `forged_notice`
+//! security event (so an audit entry); every prompt is an audit entry
+//! (`prompt_shown`) and a policy denial a `policy_denied` one. The user's
+//! answer then goes to [`Client::download`](crate::Client::download) or
+//! [`Client::decline`](crate::Client::decline).
+//!
+//! # Several processes on one profile
+//!
+//! The app and its extension are separate processes that may hold the same
+//! profile at once. The rule: every write is one short SQLite transaction in
+//! WAL mode with a 5 s busy timeout, so writers take turns and readers never
+//! block; nothing about the profile's state is trusted from memory across
+//! transactions — the inbox reloads the account (one-time prekeys) inside
+//! the transaction that may consume one, sessions and thread keys are
+//! always loaded from the store; and a message stored by both processes is
+//! stored once (the second is a duplicate). The extension writes only the
+//! notice, its audit entries and, on download, the message and the crypto
+//! state it advanced.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use occ_protocol::api::{SignedPushNotice, parse_device_id, push_notice_message};
+
+use crate::audit::AuditKind;
+use crate::error::{Error, Result};
+use crate::retention::{Clock, SystemClock};
+use crate::store::audit::{NewEntry, append_in};
+use crate::store::notices::{self, NoticeState};
+use crate::store::{DbKey, SecurityEventKind, Store, config, contacts, persist_high_water};
+use crate::sync::Enrolment;
+
+/// Largest notice accepted (a real one is a few hundred bytes).
+pub const MAX_NOTICE_LEN: usize = 8 * 1024;
+
+/// What the policy says about a download.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Download when the user says yes.
+    Allow,
+    /// Ask the user to confirm (and unlock), saying why.
+    Confirm {
+        /// Why.
+        reason: String,
+    },
+    /// Not downloadable on this device.
+    Deny {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A verified notice, ready to show: "Do you want to download this OCC
+/// message?".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadPrompt {
+    /// The relay's message id (give it to `download` or `decline`).
+    pub relay_message_id: String,
+    /// The thread, if this device knows it.
+    pub thread_id: Option<String>,
+    /// The thread's title, if known.
+    pub thread_title: Option<String>,
+    /// The sending user, if this device knows the sending device.
+    pub sender_user: Option<String>,
+    /// The sending device (hex).
+    pub sender_device: String,
+    /// Whether the sender's identity is one this device trusts.
+    pub sender_verified: bool,
+    /// The message class (`text`, `alert`, `file`, ...).
+    pub class: String,
+    /// Envelope size, bytes.
+    pub size: u64,
+    /// When the relay stops offering it, ms.
+    pub expires_ms: i64,
+    /// Whether it is an urgent alert.
+    pub urgent: bool,
+    /// Messages for this device in the burst the notice stands for.
+    pub count: u32,
+    /// What the policy says.
+    pub decision: Decision,
+}
+
+/// Verifies a push notice for the profile in `dir` (opened with `key`)
+/// and builds its prompt. See the module documentation.
+pub fn verify_notice(dir: &str, key: Vec<u8>, notice: Vec<u8>) -> Result<DownloadPrompt> {
+    verify_notice_with_clock(dir, key, notice, Arc::new(SystemClock::new()))
+}
+
+/// As [`verify_notice`] with an injected clock (tests).
+pub fn verify_notice_with_clock(
+    dir: &str,
+    key: Vec<u8>,
+    notice: Vec<u8>,
+    clock: Arc<dyn Clock>,
+) -> Result<DownloadPrompt> {
+    let key = DbKey::from_slice(&zeroize::Zeroizing::new(key))?;
+    let mut store = Store::open_light(Path::new(dir), &key, clock)?;
+    prompt_for(&mut store, &notice)
+}
+
+/// Why a notice is refused: an error for the caller and a recorded event.
+fn refuse(store: &mut Store, error: Error, detail: &str) -> Error {
+    if let Err(e) = store.record_security_event(SecurityEventKind::ForgedNotice, detail) {
+        tracing::warn!("recording a forged notice failed: {e}");
+    }
+    error
+}
+
+fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadPrompt> {
+    let enrolment: Enrolment = config::enrolment(&store.conn)?
+        .map(|v| serde_json::from_slice(&v))
+        .transpose()
+        .map_err(|e| Error::corrupt(format!("the enrolment record: {e}")))?
+        .ok_or(Error::NotEnrolled)?;
+    if config::locked(&store.conn)? {
+        return Err(Error::denied("the organisation locked this profile"));
+    }
+    if bytes.len() > MAX_NOTICE_LEN {
+        return Err(refuse(
+            store,
+            Error::invalid("the notice is too large"),
+            "oversized notice",
+        ));
+    }
+    let Ok(signed) = serde_json::from_slice::<SignedPushNotice>(bytes) else {
+        return Err(refuse(
+            store,
+            Error::invalid("the notice is malformed"),
+            "malformed notice",
+        ));
+    };
+    let n = signed.notice;
+    let service_key = parse_device_id(&enrolment.service_key)
+        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| Error::corrupt("the stored service key"))?;
+    let signature = <[u8; 64]>::try_from(signed.signature.as_slice())
+        .map(|s| Signature::from_bytes(&s))
+        .ok();
+    let valid = signature.is_some_and(|s| {
+        service_key
+            .verify_strict(&push_notice_message(&n), &s)
+            .is_ok()
+    });
+    let subject = format!("relay_id={} sender={}", n.message_id, n.sender_device);
+    if !valid {
+        return Err(refuse(
+            store,
+            Error::untrusted("the notice is not signed by this profile's relay"),
+            &format!("bad signature {subject}"),
+        ));
+    }
+    if !n
+        .recipient_device
+        .eq_ignore_ascii_case(&enrolment.device_id)
+    {
+        return Err(refuse(
+            store,
+            Error::untrusted("the notice is for another device"),
+            &format!("for another device {subject}"),
+        ));
+    }
+    let now = store.now_ms();
+    if n.expires_ms <= now {
+        return Err(refuse(store, Error::Expired, &format!("expired {subject}")));
+    }
+    let sender = parse_device_id(&n.sender_device);
+    let (sender_user, trust) = match sender {
+        Some(d) => (
+            contacts::user_of(&store.conn, &d)?,
+            contacts::trust_of(&store.conn, &d)?,
+        ),
+        None => (None, None),
+    };
+    // A thread message names its thread; a direct one is the conversation
+    // with the sender. Either is shown only if this device already has it.
+    let thread = n.thread.clone().or_else(|| {
+        sender_user
+            .as_deref()
+            .map(|u| crate::sync::direct_thread_id(&enrolment.user, u))
+    });
+    let thread_title = match &thread {
+        Some(t) => crate::store::threads::title_of(&store.conn, t)?,
+        None => None,
+    };
+    let thread_id = thread_title.as_ref().and(thread);
+    let policy = crate::sync::org::held_policy(&store.conn, &enrolment)?;
+    let decision = decide(
+        policy.as_ref(),
+        &n,
+        &enrolment.device_id,
+        sender_user.is_some(),
+        trust,
+    );
+    let state = if matches!(decision, Decision::Deny { .. }) {
+        NoticeState::Denied
+    } else {
+        NoticeState::Prompted
+    };
+    let tx = store.conn.transaction()?;
+    if !notices::add_in(
+        &tx,
+        now,
+        &n.message_id,
+        &n.sender_device,
+        &n.class,
+        n.expires_ms,
+        state,
+    )? {
+        drop(tx);
+        return Err(refuse(
+            store,
+            Error::untrusted("the notice was already used (a replay)"),
+            &format!("replayed {subject}"),
+        ));
+    }
+    let decided = match &decision {
+        Decision::Allow => "allow".to_string(),
+        Decision::Confirm { reason } => format!("confirm: {reason}"),
+        Decision::Deny { reason } => format!("deny: {reason}"),
+    };
+    if let Decision::Deny { reason } = &decision {
+        crate::store::security_events::record_in(
+            &tx,
+            now,
+            SecurityEventKind::PolicyDenied,
+            &format!("{subject} {reason}"),
+        )?;
+    }
+    let mut entry = NewEntry::of(AuditKind::PromptShown)
+        .subject(&n.message_id)
+        .detail(&decided);
+    if let Some(t) = &thread_id {
+        entry = entry.thread(t);
+    }
+    append_in(&tx, now, &entry)?;
+    persist_high_water(&tx, now)?;
+    tx.commit()?;
+    Ok(DownloadPrompt {
+        relay_message_id: n.message_id,
+        thread_id,
+        thread_title,
+        sender_user,
+        sender_device: n.sender_device,
+        sender_verified: matches!(
+            trust,
+            Some(contacts::Trust::Trusted | contacts::Trust::Verified)
+        ),
+        class: n.class,
+        size: n.size,
+        expires_ms: n.expires_ms,
+        urgent: n.urgent,
+        count: n.count,
+        decision,
+    })
+}
+
+fn decide(
+    policy: Option<&occ_protocol::org::OrgPolicy>,
+    n: &occ_protocol::api::PushNotice,
+    device: &str,
+    sender_known: bool,
+    trust: Option<contacts::Trust>,
+) -> Decision {
+    if let Err(reason) = crate::policy::download_allowed(policy, &n.class, device) {
+        return Decision::Deny { reason };
+    }
+    if n.class == "file"
+        && let Some(max) = policy.and_then(|p| p.max_attachment_bytes)
+        && n.size > max
+    {
+        return Decision::Deny {
+            reason: format!("attachments above {max} bytes are not allowed"),
+        };
+    }
+    if policy.is_some_and(|p| p.require_presence) {
+        return Decision::Confirm {
+            reason: "the organisation asks you to unlock before downloading".into(),
+        };
+    }
+    if trust == Some(contacts::Trust::Pending) {
+        return Decision::Confirm {
+            reason: "the sender's identity changed; compare safety numbers".into(),
+        };
+    }
+    if !sender_known {
+        return Decision::Confirm {
+            reason: "the sender is not yet known on this device".into(),
+        };
+    }
+    Decision::Allow
+}

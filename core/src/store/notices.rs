@@ -1,0 +1,125 @@
+//! Push notices seen by this profile: replays are refused, and the decision
+//! of each prompt is kept until the notice expires (then purged).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+
+/// Where a notice stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoticeState {
+    /// A prompt was built (allow or confirm).
+    Prompted,
+    /// The policy denied it.
+    Denied,
+    /// The message was downloaded.
+    Downloaded,
+    /// The user declined it: the inbox will not store it.
+    Declined,
+}
+
+impl NoticeState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Prompted => "prompted",
+            Self::Denied => "denied",
+            Self::Downloaded => "downloaded",
+            Self::Declined => "declined",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Prompted,
+            Self::Denied,
+            Self::Downloaded,
+            Self::Declined,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A seen notice.
+pub(crate) struct SeenNotice {
+    pub(crate) class: String,
+    pub(crate) state: NoticeState,
+}
+
+/// Records a notice as seen; returns false if it was seen before (a replay).
+pub(crate) fn add_in(
+    conn: &Connection,
+    now: i64,
+    relay_id: &str,
+    sender_device: &str,
+    class: &str,
+    expires_ms: i64,
+    state: NoticeState,
+) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "INSERT INTO notices (relay_id, sender_device, class, expires_ms, state, seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        params![
+            relay_id,
+            sender_device,
+            class,
+            expires_ms,
+            state.as_str(),
+            now
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// A seen notice by relay id.
+pub(crate) fn get_in(conn: &Connection, relay_id: &str) -> Result<Option<SeenNotice>, StoreError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT class, state FROM notices WHERE relay_id = ?1",
+            [relay_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(class, state)| {
+        Ok(SeenNotice {
+            class,
+            state: NoticeState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("notice state {state:?}")))?,
+        })
+    })
+    .transpose()
+}
+
+/// Sets a notice's state, recording it if it was never seen (a download or
+/// decline without a prompt on this device).
+pub(crate) fn set_state_in(
+    conn: &Connection,
+    now: i64,
+    relay_id: &str,
+    state: NoticeState,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO notices (relay_id, sender_device, class, expires_ms, state, seen_ms)
+         VALUES (?1, '', '', ?2, ?3, ?2)
+         ON CONFLICT(relay_id) DO UPDATE SET state = excluded.state",
+        params![relay_id, now, state.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Whether the user declined the message with this relay id.
+pub(crate) fn declined_in(conn: &Connection, relay_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM notices WHERE relay_id = ?1 AND state = 'declined'")?
+        .exists([relay_id])?)
+}
+
+/// Forgets notices expired a day ago (replays of them are refused as
+/// expired anyway).
+pub(crate) fn purge_in(conn: &Connection, now: i64) -> Result<u64, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM notices WHERE expires_ms < ?1",
+        [now.saturating_sub(24 * 3600 * 1000)],
+    )?;
+    Ok(n as u64)
+}
