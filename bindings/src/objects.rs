@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use occ_core::{
-    AuditEntry, AuditReport, ContactIdentity, EnrolOptions, Enrolment, FlushReport, PrekeyReport,
-    PurgeReport, ReceiveReport, Recipient, RecipientState, RelaySession, SecurityEvent, Settings,
-    StoredMessage, SyncOptions, SyncReport, ThreadSummary,
+    AuditEntry, AuditReport, ContactIdentity, DownloadPrompt, EnrolOptions, Enrolment, FlushReport,
+    PrekeyReport, PurgeReport, ReceiveReport, Recipient, RecipientState, RelaySession,
+    SecurityEvent, Settings, StoredMessage, SyncOptions, SyncReport, ThreadSummary,
 };
 
 use crate::listener::{EventListener, Forward};
@@ -305,6 +305,11 @@ impl Client {
     /// Downloads the message a verified push notice announced.
     pub async fn download(&self, relay_message_id: String) -> Result<ReceiveReport> {
         self.0.download(&relay_message_id).await
+    }
+
+    /// Verifies a push notice for this open profile and builds its prompt.
+    pub async fn verify_notice(&self, notice: Vec<u8>) -> Result<DownloadPrompt> {
+        self.0.verify_notice(notice).await
     }
 
     /// Declines the message a push notice announced.

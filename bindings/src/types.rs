@@ -328,7 +328,7 @@ pub struct DownloadPrompt {
     pub sender_user: Option<String>,
     pub sender_device: String,
     pub sender_verified: bool,
-    pub class: String,
+    pub message_class: String,
     pub size: u64,
     pub expires_ms: i64,
     pub urgent: bool,

@@ -195,7 +195,7 @@ pub(crate) fn prompt(p: &occ_core::DownloadPrompt, as_json: bool) {
                 "sender_user": p.sender_user,
                 "sender_device": p.sender_device,
                 "sender_verified": p.sender_verified,
-                "class": p.class,
+                "class": p.message_class,
                 "size": p.size,
                 "expires_ms": p.expires_ms,
                 "urgent": p.urgent,
@@ -210,7 +210,7 @@ pub(crate) fn prompt(p: &occ_core::DownloadPrompt, as_json: bool) {
     println!(
         "Do you want to download this OCC message? {}{} from {}{} ({} bytes)",
         if p.urgent { "URGENT " } else { "" },
-        safe(&p.class),
+        safe(&p.message_class),
         safe(who),
         p.thread_title
             .as_deref()

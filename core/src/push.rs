@@ -87,8 +87,10 @@ pub struct DownloadPrompt {
     pub sender_device: String,
     /// Whether the sender's identity is one this device trusts.
     pub sender_verified: bool,
-    /// The message class (`text`, `alert`, `file`, ...).
-    pub class: String,
+    /// The message class (`text`, `alert`, `file`, `receipt`, ...), as the
+    /// sender declared it to the relay (the policy also checks the class
+    /// carried end to end when the message is stored).
+    pub message_class: String,
     /// Envelope size, bytes.
     pub size: u64,
     /// When the relay stops offering it, ms.
@@ -127,7 +129,7 @@ fn refuse(store: &mut Store, error: Error, detail: &str) -> Error {
     error
 }
 
-fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadPrompt> {
+pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadPrompt> {
     let enrolment: Enrolment = config::enrolment(&store.conn)?
         .map(|v| serde_json::from_slice(&v))
         .transpose()
@@ -266,7 +268,7 @@ fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadPrompt> {
             trust,
             Some(contacts::Trust::Trusted | contacts::Trust::Verified)
         ),
-        class: n.class,
+        message_class: n.class,
         size: n.size,
         expires_ms: n.expires_ms,
         urgent: n.urgent,

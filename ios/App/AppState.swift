@@ -19,7 +19,10 @@ final class AppState: ObservableObject {
 
     init() {
         setLogger(logger: LogForwarder(), level: .info)
-        let support = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
+        // The App Group container, shared with the notification extension
+        // (which verifies push notices against the same profiles).
+        let support = FileManager.default.containerURL(forSecurityApplicationGroupIdentifier: "group.org.occ")
+            ?? FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
         // A failure here leaves the app unable to store anything: show it.
         do {
             device = try ProfileSwitcher(root: support, wrapper: KeychainKeyWrapper(),
@@ -33,6 +36,7 @@ final class AppState: ObservableObject {
         lock()
         do {
             let client = create ? try device.create(name: name) : try device.switchTo(name: name)
+            UserDefaults(suiteName: "group.org.occ")?.set(name, forKey: "activeProfile")
             let session = ProfileSession(name: name, client: client)
             session.onAlert = { [weak self] alert in Task { @MainActor in self?.alert = "\(alert.kind): \(alert.detail)" } }
             session.onConnectionChange = { [weak self] up in Task { @MainActor in self?.connected = up } }

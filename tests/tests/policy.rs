@@ -180,7 +180,7 @@ async fn a_denied_class_is_neither_offered_nor_downloaded_nor_stored() {
         serde_json::to_vec(&n).unwrap(),
     )
     .unwrap();
-    assert_eq!(prompt.class, "alert");
+    assert_eq!(prompt.message_class, "alert");
     assert!(prompt.urgent);
     assert!(matches!(prompt.decision, Decision::Deny { .. }));
     assert!(matches!(

@@ -112,7 +112,7 @@ async fn a_genuine_notice_prompts_and_downloads_while_the_app_holds_the_profile(
     assert_eq!(prompt.relay_message_id, n.notice.message_id);
     assert_eq!(prompt.sender_user.as_deref(), Some("alice"));
     assert!(prompt.sender_verified);
-    assert_eq!(prompt.class, "text");
+    assert_eq!(prompt.message_class, "text");
     assert_eq!(prompt.thread_title.as_deref(), Some("alice"));
     assert!(!prompt.urgent);
     assert_eq!(prompt.decision, Decision::Allow);
@@ -254,4 +254,99 @@ async fn a_burst_wakes_the_phone_once() {
     assert_eq!(last.notice.count, 5);
     let prompt = r.verify(last).unwrap();
     assert_eq!(prompt.count, 5);
+}
+
+/// Child process: the notification extension. Verifies the notice in
+/// `OCC_CHILD_NOTICE` for the profile, opens a client and downloads.
+#[test]
+#[ignore = "child process of the cross-process test"]
+fn extension_child() {
+    let Ok(dir) = std::env::var("OCC_CHILD_DIR") else {
+        return;
+    };
+    let key = hex::decode(std::env::var("OCC_CHILD_KEY").unwrap()).unwrap();
+    let notice = std::fs::read(std::env::var("OCC_CHILD_NOTICE").unwrap()).unwrap();
+    let prompt = occ_core::verify_notice(&dir, key.clone(), notice).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::open(&dir, key).unwrap();
+    let got = rt
+        .block_on(client.download(&prompt.relay_message_id))
+        .unwrap()
+        .received();
+    println!("DOWNLOADED {}", got[0].message_id);
+}
+
+fn one_time_prekeys(env: &Env, name: &str) -> usize {
+    let store = occ_core::store::Store::open(
+        &env.profile_dir(name),
+        &env.key_of(name),
+        Arc::new(occ_core::SystemClock::new()),
+    )
+    .unwrap();
+    store.account().unwrap().unwrap().one_time_prekey_count()
+}
+
+/// The app holds bob's profile open while the extension, another process,
+/// verifies a notice and downloads a new contact's first message (which
+/// consumes a one-time prekey). The app then sees the message, treats the
+/// inbox copy as a duplicate, and never revives the consumed prekey when it
+/// next changes the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extension_and_the_app_share_a_profile_across_processes() {
+    let r = rig().await;
+    let carol = r.env.client("carol").await;
+    let before = r.push.notices().len();
+    carol
+        .send(to("bob"), b"first from carol".to_vec(), 600, None)
+        .await
+        .unwrap();
+    carol.flush().await.unwrap();
+    let n = r
+        .push
+        .wait_for(before + 1, Duration::from_secs(5))
+        .await
+        .pop()
+        .unwrap();
+    let file = r.env.tmp.path().join("notice.json");
+    std::fs::write(&file, serde_json::to_vec(&n).unwrap()).unwrap();
+    let otks_before = one_time_prekeys(&r.env, "bob");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "extension_child", "--ignored", "--nocapture"])
+        .env("OCC_CHILD_DIR", r.env.profile_dir("bob"))
+        .env("OCC_CHILD_KEY", hex::encode(r.env.key_of("bob").as_bytes()))
+        .env("OCC_CHILD_NOTICE", &file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DOWNLOADED "))
+        .unwrap()
+        .to_string();
+    assert_eq!(one_time_prekeys(&r.env, "bob"), otks_before - 1);
+
+    // The app (open all along) reads it and gets the inbox copy as a
+    // duplicate.
+    assert_eq!(r.bob.message(&id).await.unwrap().body, b"first from carol");
+    assert!(r.bob.receive(0).await.unwrap().received().is_empty());
+    // Dave's first message makes the app change the account: carol's
+    // consumed prekey must stay consumed.
+    let dave = r.env.client("dave").await;
+    dave.send(to("bob"), b"first from dave".to_vec(), 600, None)
+        .await
+        .unwrap();
+    dave.flush().await.unwrap();
+    assert_eq!(r.bob.receive(0).await.unwrap().received().len(), 1);
+    assert_eq!(one_time_prekeys(&r.env, "bob"), otks_before - 2);
+    // Carol's session (advanced by the extension) goes on in the app.
+    carol
+        .send(to("bob"), b"second from carol".to_vec(), 600, None)
+        .await
+        .unwrap();
+    carol.flush().await.unwrap();
+    assert_eq!(r.bob.receive(0).await.unwrap().received().len(), 1);
 }

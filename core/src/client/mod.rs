@@ -38,6 +38,7 @@ use crate::audit::AuditEntry;
 use crate::crypto::Account;
 use crate::error::{Error, Result};
 use crate::events::{ClientEvent, EventListener};
+use crate::push::DownloadPrompt;
 use crate::retention::{Clock, PurgeReport, SystemClock};
 use crate::store::{DbKey, RecipientState, SecurityEvent, Store, StoredMessage, ThreadSummary};
 use crate::sync::connection::{EnrolOptions, RelaySession};
@@ -274,6 +275,17 @@ impl Client {
     /// download within the policy's window raises `VolumeAlert`.
     pub async fn download(&self, relay_message_id: &str) -> Result<ReceiveReport> {
         guarded(self.engine.download(relay_message_id)).await
+    }
+
+    /// [`verify_notice`](crate::push::verify_notice) for a profile this
+    /// process already holds open (an app in the foreground, an Android
+    /// push receiver): the same checks, on this client's store.
+    pub async fn verify_notice(&self, notice: Vec<u8>) -> Result<DownloadPrompt> {
+        guarded(async {
+            self.engine
+                .with_local(|l| crate::push::prompt_for(&mut l.store, &notice))
+        })
+        .await
     }
 
     /// Declines the message a push notice announced: it is never stored on
@@ -700,6 +712,7 @@ fn assert_embeddable(c: Arc<Client>) {
     check!(check_alerts());
     check!(download("id"));
     check!(decline("id"));
+    check!(verify_notice(Vec::new()));
     check!(apply_policy(Vec::new()));
     check!(policy_json());
     check!(org_sync());

@@ -101,6 +101,7 @@ pub(crate) fn open_connection(
     path: &Path,
     key: Option<&DbKey>,
     create: bool,
+    cache_kib: Option<u32>,
 ) -> Result<Connection, StoreError> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -116,6 +117,11 @@ pub(crate) fn open_connection(
         .map_err(|e| map_open_error(path, e))?;
     if let Some(key) = key {
         conn.execute_batch(&key.pragma("key"))
+            .map_err(|e| map_open_error(path, e))?;
+    }
+    if let Some(kib) = cache_kib {
+        // Before the first read, so the default cache is never filled.
+        conn.execute_batch(&format!("PRAGMA cache_size = -{kib};"))
             .map_err(|e| map_open_error(path, e))?;
     }
     // The first real read decrypts page 1: this is where a bad key shows.

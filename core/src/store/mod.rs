@@ -71,6 +71,9 @@ pub use threads::{ThreadKind, ThreadSummary};
 use crate::crypto::CryptoError;
 use crate::retention::{Clock, ServerTime, TrustedTime};
 
+/// The page cache of a profile opened for the push path, KiB.
+pub const LIGHT_CACHE_KIB: u32 = 256;
+
 /// Database file name inside a profile directory.
 pub const DB_FILE: &str = "occ.db";
 /// Attachment directory inside a profile directory.
@@ -193,16 +196,14 @@ impl Store {
     /// Opens the existing profile database in `dir` with `key`, migrating it to
     /// the current schema.
     pub fn open(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        Self::open_inner(dir, Some(key), false, clock)
+        Self::open_inner(dir, Some(key), false, clock, None)
     }
 
     /// Opens the profile for the push path (a Notification Service
     /// Extension): the same database with a page cache of 256 KiB instead
     /// of SQLite's 2 MB default.
     pub fn open_light(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let store = Self::open_inner(dir, Some(key), false, clock)?;
-        store.conn.execute_batch("PRAGMA cache_size = -256")?;
-        Ok(store)
+        Self::open_inner(dir, Some(key), false, clock, Some(LIGHT_CACHE_KIB))
     }
 
     /// Creates a new profile database in the existing directory `dir`.
@@ -217,7 +218,7 @@ impl Store {
         let db = dir.join(DB_FILE);
         files::create_new_private(&db)
             .map_err(|e| StoreError::io("create the database", &db, e))?;
-        Self::open_inner(dir, Some(key), true, clock)
+        Self::open_inner(dir, Some(key), true, clock, None)
     }
 
     /// Benchmarks only: the same store with *no* encryption (SQLCipher without
@@ -227,7 +228,7 @@ impl Store {
         dir: &Path,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        Self::open_inner(dir, None, true, clock)
+        Self::open_inner(dir, None, true, clock, None)
     }
 
     fn open_inner(
@@ -235,6 +236,7 @@ impl Store {
         key: Option<&DbKey>,
         create: bool,
         clock: Arc<dyn Clock>,
+        cache_kib: Option<u32>,
     ) -> Result<Self, StoreError> {
         if !dir.is_dir() {
             return Err(StoreError::NotFound(format!(
@@ -242,7 +244,7 @@ impl Store {
                 dir.display()
             )));
         }
-        let mut conn = db::open_connection(&dir.join(DB_FILE), key, create)?;
+        let mut conn = db::open_connection(&dir.join(DB_FILE), key, create, cache_kib)?;
         migrations::migrate_to(&mut conn, migrations::SCHEMA_VERSION)?;
         let attachments = dir.join(ATTACHMENT_DIR);
         files::create_private_dir_all(&attachments)

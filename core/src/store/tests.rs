@@ -201,7 +201,8 @@ fn an_older_schema_is_upgraded_in_place() {
     db::write_key_check(tmp.path(), &key).unwrap();
     {
         // A profile written by a build that only knew schema version 1.
-        let mut conn = db::open_connection(&tmp.path().join(DB_FILE), Some(&key), true).unwrap();
+        let mut conn =
+            db::open_connection(&tmp.path().join(DB_FILE), Some(&key), true, None).unwrap();
         migrations::migrate_to(&mut conn, 1).unwrap();
         assert_eq!(migrations::version(&conn).unwrap(), 1);
         conn.execute_batch(

@@ -46,10 +46,18 @@ impl Engine {
             self.with_local(|l| {
                 l.enrolment()?;
                 let now = secs(l.store.now_ms());
-                let mut account = l.account.clone();
+                // Another process (a push extension) may have consumed a
+                // one-time prekey: start from the stored account, in one
+                // write transaction.
+                let tx = l
+                    .store
+                    .conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut account = crate::store::crypto_state::load_account_in(&tx)?
+                    .unwrap_or_else(|| l.account.clone());
                 let rotated = account.rotate_signed_prekey_if_due(now, SIGNED_PREKEY_MAX_AGE)?;
                 let spk = account.signed_prekey()?;
-                let published = config::published_signed_prekey(&l.store.conn)?;
+                let published = config::published_signed_prekey(&tx)?;
                 let new_one_time = match relay_count {
                     Some(n) if n < PREKEY_LOW_WATER => {
                         let missing = PREKEY_BATCH.saturating_sub(usize::try_from(n).unwrap_or(0));
@@ -58,9 +66,10 @@ impl Engine {
                     _ => Vec::new(),
                 };
                 if rotated || !new_one_time.is_empty() {
-                    l.store.save_account(&account)?;
-                    l.account = account;
+                    crate::store::crypto_state::save_account_in(&tx, &account)?;
                 }
+                tx.commit()?;
+                l.account = account;
                 let upload = (published != Some(i64::from(spk.id)) || !new_one_time.is_empty())
                     .then(|| PreKeyUpload {
                         signed_prekey: (published != Some(i64::from(spk.id)))

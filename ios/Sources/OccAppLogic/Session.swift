@@ -78,6 +78,19 @@ public final class ProfileSession {
         case let .connectionChanged(isConnected, _):
             connected = isConnected
             onConnectionChange?(isConnected)
+        case .receiptReceived, .policyChanged:
+            lock.lock()
+            let open = conversations
+            lock.unlock()
+            for model in open { try? await model.refresh() }
+        case let .alertEscalated(_, _, unacknowledged):
+            onAlert?(Alert(kind: "escalation", detail: "not acknowledged by \(unacknowledged.joined(separator: ", "))"))
+        case let .volumeAlert(count, minutes):
+            onAlert?(Alert(kind: "volume_alert", detail: "\(count) downloads within \(minutes) minutes"))
+        case let .locked(isLocked):
+            onAlert?(Alert(kind: "locked", detail: isLocked ? "locked by your organisation" : "unlocked"))
+        case .profileWiped:
+            onAlert?(Alert(kind: "wiped", detail: "this profile was wiped by your organisation"))
         }
     }
 

@@ -24,6 +24,7 @@ import org.occ.OccException
 import org.occ.ProfileManager
 import org.occ.SecurityEventKind
 import org.occ.Trust
+import org.occ.verifyNotice
 import org.occ.defaultSyncOptions
 import org.occ.directTo
 import org.occ.enrolOptions
@@ -52,6 +53,8 @@ fun main() = runTests(
         "background sync delivers with no calls from the app" to ::backgroundSync,
         "safety numbers match on both sides; verifying marks every device" to ::safetyNumbers,
         "a linked second device receives too and shows what the first sent" to ::linkedDevices,
+        "an urgent alert comes back acknowledged; the audit trail verifies" to ::urgentAlert,
+        "a forged push notice gets no prompt and is audited" to ::forgedNotice,
     ),
 )
 
@@ -377,5 +380,50 @@ suspend fun linkedDevices(relay: Relay) {
                 }
             }
         }
+    }
+}
+
+suspend fun urgentAlert(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            val id = alice.sendUrgent(directTo(b), "gas leak, block C".toByteArray(), 600u, 300u)
+            alice.flush()
+            val got = bob.receive(0u).received.single()
+            expectEqual(id, got.messageId, "the same id on both sides")
+            check(bob.message(id).urgent) { "bob sees it as urgent" }
+            bob.acknowledge(id, "evacuating")
+            bob.flush()
+            alice.sync()
+            val r = alice.receipts(id).single()
+            expectEqual(b, r.user, "recipient")
+            check(r.deliveredMs != null && r.acknowledgedMs != null) { "receipts: $r" }
+            expectEqual("evacuating", r.reply, "reply")
+            expectEqual(0u, alice.checkAlerts(), "nothing to escalate before the deadline")
+            val report = alice.auditVerify(true)
+            check(report.broken == null) { "audit: $report" }
+            check(report.checkedWithRelay && report.countersignedSeq == report.entries) { "countersigned: $report" }
+            val kinds = alice.timeline(got.threadId).map { it.kind }
+            check(kinds.containsAll(listOf("sent", "receipt"))) { "timeline: $kinds" }
+            check(bob.auditEntries(0u, 1000u).none { it.detail.contains("gas leak") }) { "content in the trail" }
+        }
+    }
+}
+
+suspend fun forgedNotice(relay: Relay) {
+    val user = uniqueUser("bob")
+    val dir = tempDir(user).path
+    val key = newKey()
+    val bob = Client.create(dir, key)
+    bob.use {
+        bob.enrol(enrolOptions(relay.settings(), user))
+        val me = bob.deviceId()
+        val forged = """{"notice":{"message_id":"${"ab".repeat(16)}","recipient_device":"$me",""" +
+            """"sender_device":"${"cd".repeat(32)}","thread":null,"size":100,"expires_ms":${Long.MAX_VALUE / 2},""" +
+            """"class":"text","sent_ms":1,"urgent":false,"count":1},"signature":"${"A".repeat(86)}"}"""
+        expectThrows<OccException.Untrusted> { verifyNotice(dir, key, forged.toByteArray()) }
+        expectThrows<OccException.InvalidInput> { verifyNotice(dir, key, "not a notice".toByteArray()) }
+        expectEqual(2, bob.auditEntries(0u, 100u).count { it.kind == "forged_notice" }, "audited")
     }
 }

@@ -12,6 +12,7 @@ import kotlinx.coroutines.flow.asStateFlow
 import org.occ.LogLevel
 import org.occ.Logger
 import org.occ.app.ProfileSession
+import org.occ.app.PromptView
 import org.occ.app.ProfileSwitcher
 import org.occ.app.WrappedKeyStore
 import org.occ.setLogger
@@ -58,5 +59,13 @@ class OccApp : Application() {
     fun wipe(name: String) {
         if (sessionState.value?.name == name) lock()
         device.wipe(name)
+    }
+
+    /** The pending download prompt, for the UI to show (and act on). */
+    val prompt = MutableStateFlow<PromptView?>(null)
+
+    /** Shows a download prompt (the notification channel is the UI's). */
+    fun showPrompt(view: PromptView) {
+        prompt.value = view
     }
 }

@@ -46,6 +46,17 @@ class EventRouter(
             is ClientEvent.DeliveryFailed -> alertFlow.emit(Alert("undelivered", event.reason))
             is ClientEvent.SecurityAlert -> alertFlow.emit(Alert(event.kind.name.lowercase(), event.detail))
             is ClientEvent.ConnectionChanged -> connectedFlow.value = event.connected
+            is ClientEvent.ReceiptReceived, ClientEvent.PolicyChanged -> conversations().forEach { it.refresh() }
+            is ClientEvent.AlertEscalated -> alertFlow.emit(
+                Alert("escalation", "not acknowledged by ${event.unacknowledged.joinToString(", ")}"),
+            )
+            is ClientEvent.VolumeAlert -> alertFlow.emit(
+                Alert("volume_alert", "${event.count} downloads within ${event.minutes} minutes"),
+            )
+            is ClientEvent.Locked -> alertFlow.emit(
+                Alert("locked", if (event.locked) "locked by your organisation" else "unlocked"),
+            )
+            ClientEvent.ProfileWiped -> alertFlow.emit(Alert("wiped", "this profile was wiped by your organisation"))
         }
     }
 }

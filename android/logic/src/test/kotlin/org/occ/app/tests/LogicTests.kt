@@ -17,6 +17,7 @@ import org.occ.app.SoftwareKeyWrapper
 import org.occ.app.ThreadsModel
 import org.occ.app.WrappedKeyStore
 import org.occ.app.countdownLabel
+import org.occ.app.promptView
 import org.occ.app.replyTo
 import org.occ.Recipient
 import org.occ.directTo
@@ -40,6 +41,7 @@ fun main() = runTests(
         "a shared device switches, locks and wipes profiles" to ::switching,
         "a conversation counts down and drops what expires" to ::conversation,
         "events refresh the screens and raise alerts" to ::routing,
+        "a verified push notice becomes a prompt; a forged one never does" to ::prompts,
     ),
 )
 
@@ -172,5 +174,28 @@ suspend fun routing(relay: Relay) {
             expectEqual("undelivered", alert.await().kind, "alert kind")
             session.close()
         }
+    }
+}
+
+suspend fun prompts(relay: Relay) {
+    val user = uniqueUser("bob")
+    val dir = tempDir(user).path
+    val key = org.occ.generateDatabaseKey()
+    val bob = org.occ.Client.create(dir, key)
+    bob.use {
+        bob.enrol(enrolOptions(relay.settings(), user))
+        val prompt = org.occ.DownloadPrompt(
+            relayMessageId = "ab".repeat(16), threadId = null, threadTitle = "Ops", senderUser = "alice",
+            senderDevice = "cd".repeat(32), senderVerified = false, messageClass = "alert", size = 900u,
+            expiresMs = 0, urgent = true, count = 3u,
+            decision = org.occ.Decision.Confirm("the organisation asks you to unlock before downloading"),
+        )
+        val v = promptView(prompt)
+        check(v.canDownload && v.needsUnlock && v.urgent) { "$v" }
+        check(v.body.startsWith("Do you want to download this OCC URGENT alert from alice (unverified) in Ops? (+2 more)")) { v.body }
+        val denied = promptView(prompt.copy(decision = org.occ.Decision.Deny("not on this device"), urgent = false, messageClass = "file"))
+        check(!denied.canDownload && denied.body.contains("cannot be downloaded")) { "$denied" }
+        // The real entry point refuses a notice the relay did not sign.
+        expectThrows<OccException.InvalidInput> { org.occ.verifyNotice(dir, key, "{}".toByteArray()) }
     }
 }
