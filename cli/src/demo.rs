@@ -255,6 +255,26 @@ pub(crate) async fn run() -> Result<(), Fail> {
         notice.notice.class,
         notice.notice.expires_ms
     ));
+    let bytes = serde_json::to_vec(&notice).map_err(|e| Fail(format!("notice: {e}")))?;
+    let prompt = bob.verify_notice(bytes.clone()).await?;
+    note(&format!(
+        "bob's phone verifies it offline (relay signature, this device, not expired, not a replay): \
+         \"Do you want to download this OCC message?\" from {}, decision {:?}",
+        prompt.sender_user.as_deref().unwrap_or("?"),
+        prompt.decision
+    ));
+    let mut forged = notice.clone();
+    forged.notice.size += 1;
+    let forged = serde_json::to_vec(&forged).map_err(|e| Fail(format!("notice: {e}")))?;
+    match (
+        bob.verify_notice(forged).await,
+        bob.verify_notice(bytes).await,
+    ) {
+        (Err(_), Err(_)) => {
+            note("a forged copy and a replay of the notice give no prompt (both audited)")
+        }
+        _ => return Err(Fail("a forged or replayed notice was accepted".into())),
+    }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     match bob.fetch(&notice.notice.message_id).await {
         Err(Error::Expired) => {
@@ -279,6 +299,81 @@ pub(crate) async fn run() -> Result<(), Fail> {
         "alice's purge removed {} expired message(s) for real (secure_delete, WAL truncated)",
         purged.messages()
     ));
+
+    say(
+        "4b. An urgent alert that must be acknowledged within 2 seconds",
+        "Alice alerts the thread. Bob's device returns a delivered receipt by itself; bob acknowledges\n\
+         with a short reply. Carol is offline: when the deadline passes, alice's client escalates,\n\
+         naming carol. Receipts are end-to-end encrypted; the relay sees ciphertext.",
+    );
+    let alert = alice
+        .send_urgent(
+            Recipient::Thread {
+                id: incident.clone(),
+                members: vec![],
+            },
+            b"Gas leak at block C: evacuate and confirm.".to_vec(),
+            3600,
+            Some(2),
+        )
+        .await?;
+    alice.sync().await?;
+    bob.sync().await?;
+    bob.acknowledge(&alert, Some("on my way".into())).await?;
+    bob.sync().await?;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    alice.sync().await?;
+    for r in alice.receipts(&alert).await? {
+        note(&format!(
+            "{}: delivered {}, acknowledged {}{}",
+            r.user,
+            if r.delivered_ms.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            if r.acknowledged_ms.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            r.reply.map(|t| format!(" (\"{t}\")")).unwrap_or_default()
+        ));
+    }
+    let escalated: Vec<String> = alice
+        .timeline(&incident)
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == "escalated")
+        .map(|e| e.subject)
+        .collect();
+    note(&format!(
+        "escalation after the deadline, not acknowledged by: {escalated:?}"
+    ));
+    carol.sync().await?;
+    carol.acknowledge(&alert, None).await?;
+    carol.sync().await?;
+    alice.sync().await?;
+    let late = alice
+        .receipts(&alert)
+        .await?
+        .into_iter()
+        .any(|r| r.user == "carol" && r.acknowledged_ms.is_some());
+    note(&format!(
+        "carol comes online and acknowledges late: recorded {late}"
+    ));
+    let audit = alice.audit_verify(true).await?;
+    note(&format!(
+        "alice's audit trail: {} hash-chained entries, countersigned by the relay up to {:?}, intact: {}",
+        audit.entries,
+        audit.countersigned_seq,
+        audit.broken.is_none()
+    ));
+    if !late || escalated.is_empty() || audit.broken.is_some() {
+        return Err(Fail(
+            "the alert, its receipts or the audit trail did not behave".into(),
+        ));
+    }
 
     say(
         "5. Carol's keep period",

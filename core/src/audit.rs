@@ -344,6 +344,21 @@ mod tests {
     }
 
     #[test]
+    fn a_break_names_its_kind_and_sequence() {
+        let all = [
+            (AuditBreak::Altered { seq: 3 }, "altered"),
+            (AuditBreak::Missing { seq: 4 }, "missing"),
+            (AuditBreak::Truncated { seq: 5 }, "truncated"),
+            (AuditBreak::Rewritten { seq: 6 }, "rewritten"),
+        ];
+        for (i, (b, name)) in all.iter().enumerate() {
+            assert_eq!(b.seq(), i as u64 + 3);
+            assert_eq!(b.as_str(), *name);
+            assert!(b.to_string().contains(&format!("entry {}", b.seq())), "{b}");
+        }
+    }
+
+    #[test]
     fn an_intact_chain_verifies_against_its_heads() {
         let c = chain(5);
         let head = (3, c[2].hash.clone());

@@ -49,6 +49,15 @@
 //! - Threads start only under ids bound to their creator; message ids and
 //!   sender keys are scoped to their sender; a removal travels as a control
 //!   row in the outbox ([`sync`]).
+//! - Push prompts, policy, alerts, audit (issue 10): notices are coalesced
+//!   per device per burst; [`push::verify_notice`] needs no client and no
+//!   network; organisation documents are JSON inside a signed binary frame,
+//!   judged once each; the policy's minimum TTL is enforced when sending only;
+//!   escalation names every recipient who has not acknowledged; the audit
+//!   trail is exempt from metadata retention and its head is countersigned
+//!   by the relay at every sync. Two processes may hold one profile (the app
+//!   and its extension): the account is re-read inside the write transaction
+//!   that may consume a one-time prekey.
 //! - Benchmarks are bench binaries with an alternating A/B harness instead
 //!   of criterion: criterion measures each function in its own phase, so a
 //!   noisy neighbour skewed ratios by up to half; interleaved rounds with a

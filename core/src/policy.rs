@@ -258,6 +258,12 @@ mod tests {
     }
 
     #[test]
+    fn urgent_texts_are_alerts() {
+        assert_eq!(class_of(true), "alert");
+        assert_eq!(class_of(false), "text");
+    }
+
+    #[test]
     fn ttl_bounds() {
         let p = OrgPolicy {
             min_ttl_secs: Some(60),

@@ -49,6 +49,17 @@
 //! it was sealed for is refused (409 `StaleDevices`, nothing queued) when an
 //! addressed user, or the sender's own, has a device outside it.
 //!
+//! Push notices are coalesced (`push.rs`): one per device per burst (0.5 s),
+//! naming the newest message, counting the burst and urgent if any of it
+//! was. The organisation's policy and device commands are stored by
+//! [`admin`] (signed in the administrator's process with the organisation
+//! key file) and served as they are (`GET /v1/policy`, `GET /v1/commands`);
+//! the relay cannot make or change them. Each device's audit chain head is
+//! countersigned (`POST /v1/audit/head`: the service key over device,
+//! sequence, hash and relay time) and kept; a head behind the held one, or
+//! the same sequence with another hash, is refused (409), so a device holder
+//! cannot make the relay forget what the trail already showed.
+//!
 //! The API is described in OpenAPI 3.1, generated from the code
 //! ([`openapi`]; `occ-relay --openapi`, `docs/openapi.json`), and exercised by
 //! schemathesis in the test command.

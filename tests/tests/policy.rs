@@ -391,8 +391,24 @@ async fn lock_and_wipe_from_the_organisation_are_obeyed_and_nobody_elses() {
         &command(&o.org, CommandAction::Wipe, "bob", &bob_device, t0 + 21),
     )
     .unwrap();
+    let entries_before = o.bob.audit_entries(0, 100_000).await.unwrap().len() as i64;
     assert!(o.bob.org_sync().await.unwrap());
     assert!(o.bob.is_closed());
+    // The relay holds a countersigned head that includes the wipe entry.
+    let head: i64 = o
+        .env
+        .relay_db()
+        .query_row(
+            "SELECT seq FROM audit_heads WHERE device_id = ?1",
+            [&bob_device],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        head,
+        entries_before + 1,
+        "the last entry, `wipe`, is countersigned"
+    );
     assert!(events.events().contains(&ClientEvent::ProfileWiped));
     let left: Vec<_> = std::fs::read_dir(o.env.profile_dir("bob"))
         .unwrap()

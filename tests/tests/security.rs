@@ -71,6 +71,13 @@ async fn a_wrong_pin_is_refused_and_recorded() {
             .iter()
             .any(|e| e.kind == SecurityEventKind::PinFailure && e.detail.contains("localhost"))
     );
+    // And in the hash-chained audit trail.
+    let trail = c.audit_entries(0, 100).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.kind == "pin_failure" && e.detail.contains("localhost"))
+    );
     assert!(c.enrolment().await.unwrap().is_none());
 }
 

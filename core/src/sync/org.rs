@@ -232,6 +232,11 @@ impl Engine {
             let action = self.with_local(|l| l.apply_command(&doc))?;
             match action {
                 Some(CommandAction::Wipe) => {
+                    // The relay countersigns the trail with its `wipe` entry
+                    // first: the record outlives the profile.
+                    if let Err(e) = self.countersign_audit().await {
+                        tracing::info!("audit head before the wipe not countersigned: {e}");
+                    }
                     self.wipe()?;
                     return Ok(true);
                 }
