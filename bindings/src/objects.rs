@@ -94,6 +94,14 @@ impl Client {
         Ok(Arc::new(Self(occ_core::Client::open(&dir, key)?)))
     }
 
+    /// Opens the profile for the push path in a process that is not the
+    /// app (a Notification Service Extension), to `download` after
+    /// `verifyNotice`.
+    #[uniffi::constructor]
+    pub fn open_light(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(occ_core::Client::open_light(&dir, key)?)))
+    }
+
     /// Closes the profile now (lock); later calls fail with `Closed`.
     pub fn close_profile(&self) {
         self.0.close();

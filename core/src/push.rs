@@ -22,7 +22,8 @@
 //! security event (so an audit entry); every prompt is an audit entry
 //! (`prompt_shown`) and a policy denial a `policy_denied` one. The user's
 //! answer then goes to [`Client::download`](crate::Client::download) or
-//! [`Client::decline`](crate::Client::decline).
+//! [`Client::decline`](crate::Client::decline) — in the extension's process
+//! on a client opened with [`Client::open_light`](crate::Client::open_light).
 //!
 //! # Several processes on one profile
 //!
@@ -35,7 +36,8 @@
 //! always loaded from the store; and a message stored by both processes is
 //! stored once (the second is a duplicate). The extension writes only the
 //! notice, its audit entries and, on download, the message and the crypto
-//! state it advanced.
+//! state it advanced; it opens light (no sweep of orphan attachment files,
+//! which the app may be writing). Only the app sweeps.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -62,7 +62,7 @@ fn child() {
         .enable_all()
         .build()
         .unwrap();
-    let client = occ_core::Client::open(dir, key).unwrap();
+    let client = occ_core::Client::open_light(dir, key).unwrap();
     let report = rt
         .block_on(client.download(&prompt.relay_message_id))
         .unwrap();

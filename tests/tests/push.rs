@@ -271,7 +271,7 @@ fn extension_child() {
         .enable_all()
         .build()
         .unwrap();
-    let client = Client::open(&dir, key).unwrap();
+    let client = Client::open_light(&dir, key).unwrap();
     let got = rt
         .block_on(client.download(&prompt.relay_message_id))
         .unwrap()

@@ -131,6 +131,20 @@ impl Client {
         Self::open_with_clock(dir, key, Arc::new(SystemClock::new()))
     }
 
+    /// Opens the profile for the push path, in a process that is not the
+    /// app (a Notification Service Extension): a small page cache, and
+    /// nothing swept that the app may be writing. Use it for
+    /// [`Client::download`] after [`crate::push::verify_notice`].
+    pub fn open_light(dir: &str, key: Vec<u8>) -> Result<Self> {
+        let key = Zeroizing::new(key);
+        guarded_sync(|| {
+            let dir = Path::new(dir);
+            Self::refuse_if_open(dir)?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+            Self::from_store(Store::open_light(dir, &key_from(&key)?, clock)?)
+        })
+    }
+
     /// As [`Client::create`] with an injected clock (tests, demos).
     pub fn create_with_clock(dir: &str, key: Vec<u8>, clock: Arc<dyn Clock>) -> Result<Self> {
         let key = Zeroizing::new(key);

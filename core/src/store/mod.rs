@@ -201,7 +201,8 @@ impl Store {
 
     /// Opens the profile for the push path (a Notification Service
     /// Extension): the same database with a page cache of 256 KiB instead
-    /// of SQLite's 2 MB default.
+    /// of SQLite's 2 MB default, and no sweep of orphan attachment files
+    /// (the app, in another process, may be writing one).
     pub fn open_light(dir: &Path, key: &DbKey, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         Self::open_inner(dir, Some(key), false, clock, Some(LIGHT_CACHE_KIB))
     }
@@ -263,7 +264,12 @@ impl Store {
             time,
         };
         store.persist_time()?;
-        store.remove_orphan_files()?;
+        // Only a full open sweeps: a light open (the push extension, while
+        // the app may be writing a file whose row is not committed yet)
+        // leaves the attachment directory alone.
+        if cache_kib.is_none() {
+            store.remove_orphan_files()?;
+        }
         Ok(store)
     }
 

@@ -389,3 +389,25 @@ fn metadata_is_forgotten_after_its_retention_and_state_is_kept() {
     assert!(store.set_metadata_retention_ms(0).is_err());
     assert_eq!(store.metadata_retention_ms().unwrap(), 1_000);
 }
+
+/// Only a full open sweeps orphan attachment files: a light open (the push
+/// extension) must not delete a file the app is still writing.
+#[test]
+fn a_light_open_leaves_the_attachment_directory_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let (store, key) = store_at(tmp.path(), clock.clone());
+    drop(store);
+    let orphan = tmp.path().join(ATTACHMENT_DIR).join("being-written.bin");
+    std::fs::write(&orphan, b"partial").unwrap();
+    let light = Store::open_light(tmp.path(), &key, clock.clone()).unwrap();
+    let cache: i64 = light
+        .conn
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(cache, -i64::from(LIGHT_CACHE_KIB));
+    drop(light);
+    assert!(orphan.exists());
+    drop(Store::open(tmp.path(), &key, clock).unwrap());
+    assert!(!orphan.exists());
+}
