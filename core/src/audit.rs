@@ -7,7 +7,7 @@
 //!
 //! Entry *n* stores `hash_n = SHA-256("occ/v1/audit" ‖ n ‖ at_ms ‖ kind ‖
 //! thread ‖ message ‖ subject ‖ detail ‖ hash_{n-1})` (fields length-
-//! prefixed, `hash_0` = 32 zero bytes). [`verify_chain`] walks the entries
+//! prefixed, `hash_0` = 32 zero bytes). `verify_chain` walks the entries
 //! and names the first one that is edited (its hash), missing (a gap in the
 //! sequence) or moved (its hash binds its sequence number).
 //!

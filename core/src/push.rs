@@ -314,3 +314,77 @@ fn decide(
     }
     Decision::Allow
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use occ_protocol::api::PushNotice;
+    use occ_protocol::org::OrgPolicy;
+
+    fn notice(class: &str, size: u64) -> PushNotice {
+        PushNotice {
+            message_id: "ab".repeat(16),
+            recipient_device: "cd".repeat(32),
+            sender_device: "ef".repeat(32),
+            thread: None,
+            size,
+            expires_ms: 10,
+            class: class.into(),
+            sent_ms: 1,
+            urgent: false,
+            count: 1,
+        }
+    }
+
+    const TRUSTED: Option<contacts::Trust> = Some(contacts::Trust::Trusted);
+
+    #[test]
+    fn the_decision_follows_the_policy_then_the_sender() {
+        let dev = "cd".repeat(32);
+        assert_eq!(
+            decide(None, &notice("text", 100), &dev, true, TRUSTED),
+            Decision::Allow
+        );
+        let cap = OrgPolicy {
+            max_attachment_bytes: Some(1000),
+            ..OrgPolicy::default()
+        };
+        let deny = |d: Decision| matches!(d, Decision::Deny { .. });
+        assert!(deny(decide(
+            Some(&cap),
+            &notice("file", 1001),
+            &dev,
+            true,
+            TRUSTED
+        )));
+        assert_eq!(
+            decide(Some(&cap), &notice("file", 1000), &dev, true, TRUSTED),
+            Decision::Allow
+        );
+        // The size cap is for attachments, not for texts.
+        assert_eq!(
+            decide(Some(&cap), &notice("text", 5000), &dev, true, TRUSTED),
+            Decision::Allow
+        );
+        let presence = OrgPolicy {
+            require_presence: true,
+            ..OrgPolicy::default()
+        };
+        let confirm = |d: Decision| matches!(d, Decision::Confirm { .. });
+        assert!(confirm(decide(
+            Some(&presence),
+            &notice("text", 1),
+            &dev,
+            true,
+            TRUSTED
+        )));
+        assert!(confirm(decide(
+            None,
+            &notice("text", 1),
+            &dev,
+            true,
+            Some(contacts::Trust::Pending)
+        )));
+        assert!(confirm(decide(None, &notice("text", 1), &dev, false, None)));
+    }
+}

@@ -42,16 +42,42 @@ async fn two_acknowledge_one_is_offline_escalation_fires_and_the_late_ack_arrive
 
     // Bob and carol are online: they receive (a delivered receipt goes back
     // by itself), open it and acknowledge; dave's phone is off.
-    for (c, reply) in [(&bob, Some("on my way".to_string())), (&carol, None)] {
+    let alice_device = alice.device_id().await.unwrap();
+    // Carol's reply is as long as a reply may be.
+    let longest = "y".repeat(occ_protocol::payload::MAX_REPLY_LEN);
+    for (c, reply) in [
+        (&bob, Some("on my way".to_string())),
+        (&carol, Some(longest.clone())),
+    ] {
         let got = c.receive(0).await.unwrap().received();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].message_id, id, "every device derives the same id");
         let m = c.mark_read(&id).await.unwrap();
         assert!(m.urgent);
         assert!(m.ack_by_ms.is_some());
+        c.mark_read(&id).await.unwrap(); // a second opening sends nothing more
+        assert!(matches!(
+            c.acknowledge(&id, Some("x".repeat(257))).await,
+            Err(occ_core::Error::InvalidInput { .. })
+        ));
         c.acknowledge(&id, reply).await.unwrap();
         c.flush().await.unwrap();
+        let acks: Vec<String> = c
+            .audit_entries(0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "acknowledged")
+            .map(|e| e.detail)
+            .collect();
+        assert_eq!(acks, ["with a reply"], "one entry, for the acknowledgement");
     }
+    // Delivered, read, acknowledged from each: six receipts, no more.
+    let queued = common::count(
+        &env.relay_db(),
+        &format!("SELECT count(*) FROM envelopes WHERE recipient = '{alice_device}'"),
+    );
+    assert_eq!(queued, 6);
     alice.sync().await.unwrap();
     let r = alice.receipts(&id).await.unwrap();
     let users: Vec<&str> = r.iter().map(|s| s.user.as_str()).collect();
@@ -65,7 +91,7 @@ async fn two_acknowledge_one_is_offline_escalation_fires_and_the_late_ack_arrive
         assert!(sent_at - 5_000 <= d && d <= rd && rd <= a, "{s:?}");
     }
     assert_eq!(r[0].reply.as_deref(), Some("on my way"));
-    assert_eq!(r[1].reply, None);
+    assert_eq!(r[1].reply.as_deref(), Some(longest.as_str()));
     assert_eq!(
         (r[2].delivered_ms, r[2].read_ms, r[2].acknowledged_ms),
         (None, None, None)

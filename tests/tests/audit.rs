@@ -168,3 +168,20 @@ fn rewrite_chain(env: &Env, entries: &[occ_core::AuditEntry], seq: u64, detail: 
         prev = h;
     }
 }
+
+/// The relay operator cannot make a device's trail look cut: a head it did
+/// not sign (here, its stored head moved forward) is refused as untrusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_countersigned_head_the_relay_key_did_not_sign_is_refused() {
+    let (env, head) = trail().await;
+    common::relay_db_rw(&env.relay_dir)
+        .execute("UPDATE audit_heads SET seq = ?1", [head as i64 + 100])
+        .unwrap();
+    let bob = env.reopen("bob");
+    assert!(matches!(
+        bob.audit_verify(true).await,
+        Err(occ_core::Error::Untrusted { .. })
+    ));
+    assert_eq!(bob.audit_verify(false).await.unwrap().broken, None);
+    bob.close();
+}

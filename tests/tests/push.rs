@@ -350,3 +350,17 @@ async fn the_extension_and_the_app_share_a_profile_across_processes() {
     carol.flush().await.unwrap();
     assert_eq!(r.bob.receive(0).await.unwrap().received().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_at_the_size_limit_is_read_and_one_byte_more_is_not() {
+    let r = rig().await;
+    let n = r.notice_for("padded").await;
+    let mut bytes = serde_json::to_vec(&n).unwrap();
+    bytes.resize(occ_core::push::MAX_NOTICE_LEN + 1, b' ');
+    match r.verify_bytes(bytes.clone()) {
+        Err(Error::InvalidInput { reason }) => assert!(reason.contains("too large"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    bytes.pop();
+    assert!(r.verify_bytes(bytes).is_ok());
+}

@@ -282,7 +282,7 @@ impl Client {
     }
 
     /// Downloads the message a push notice announced (its relay id, from
-    /// the [`DownloadPrompt`](crate::push::DownloadPrompt)): fetched,
+    /// the [`DownloadPrompt`]): fetched,
     /// verified, decrypted and stored, and audited. Refused with
     /// [`Error::PolicyDenied`] when the policy denies it or the profile is
     /// locked; [`Error::Expired`] once the relay answers 410. The N-th

@@ -137,19 +137,24 @@ pub(crate) fn set_last_command_ms(conn: &Connection, ms: i64) -> Result<(), Stor
     set(conn, LAST_COMMAND_MS, &ms.to_be_bytes())
 }
 
-/// Whether the relay served this organisation document (by SHA-256) before;
-/// records it if not. Each document is judged (and, if refused, recorded)
-/// once, however often the relay serves it again.
-pub(crate) fn first_sight_of_doc(
-    conn: &Connection,
-    now: i64,
-    doc: &[u8],
-) -> Result<bool, StoreError> {
+/// Whether this organisation document (by SHA-256) was judged before: the
+/// relay serves the same ones at every contact, and each is judged (and, if
+/// refused, recorded) once.
+pub(crate) fn doc_seen(conn: &Connection, doc: &[u8]) -> Result<bool, StoreError> {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(doc);
-    let n = conn.execute(
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM org_docs_seen WHERE hash = ?1")?
+        .exists([&hash[..]])?)
+}
+
+/// Records that this organisation document was judged (applied or refused).
+pub(crate) fn mark_doc_seen(conn: &Connection, now: i64, doc: &[u8]) -> Result<(), StoreError> {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(doc);
+    conn.execute(
         "INSERT INTO org_docs_seen (hash, seen_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![&hash[..], now],
     )?;
-    Ok(n > 0)
+    Ok(())
 }

@@ -391,4 +391,4 @@ pub(crate) fn persist_high_water(conn: &Connection, now: i64) -> Result<(), Stor
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,6 +5,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
 
+/// How long a decision about a message never seen in a notice is kept: the
+/// relay's longest TTL, so a declined message cannot outlive its refusal.
+const UNSEEN_KEEP_MS: i64 = (occ_protocol::api::MAX_TTL_SECS as i64) * 1000;
+
 /// Where a notice stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NoticeState {
@@ -98,11 +102,13 @@ pub(crate) fn set_state_in(
     relay_id: &str,
     state: NoticeState,
 ) -> Result<(), StoreError> {
+    // Never seen: kept as long as the relay may still hold the message.
+    let keep_until = now.saturating_add(UNSEEN_KEEP_MS);
     conn.execute(
         "INSERT INTO notices (relay_id, sender_device, class, expires_ms, state, seen_ms)
-         VALUES (?1, '', '', ?2, ?3, ?2)
+         VALUES (?1, '', '', ?2, ?3, ?4)
          ON CONFLICT(relay_id) DO UPDATE SET state = excluded.state",
-        params![relay_id, now, state.as_str()],
+        params![relay_id, keep_until, state.as_str(), now],
     )?;
     Ok(())
 }

@@ -213,3 +213,40 @@ impl Engine {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::retention::ManualClock;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn a_receipt_waits_a_week_for_an_offline_sender_and_is_not_a_message() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let (store, _) = crate::store::tests::store_at(tmp.path(), clock);
+        let receipt = Receipt {
+            message_id: "m1".into(),
+            thread_id: "t1".into(),
+            state: ReceiptState::Delivered,
+            at_ms: T0,
+            reply: None,
+        };
+        queue_receipt_in(&store.conn, T0, "alice", receipt.clone()).unwrap();
+        let rows = outbox::rows(&store.conn).unwrap();
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(row.ttl_secs, 7 * 24 * 3600);
+        assert_eq!(row.expires_ms, T0 + 7 * 24 * 3600 * 1000);
+        assert_eq!(row.target, Target::User("alice".into()));
+        assert!(row.message_id.starts_with(CONTROL_PREFIX));
+        assert_eq!(
+            Payload::parse(&row.payload).unwrap(),
+            Payload::Receipt(receipt)
+        );
+        assert_eq!(store.outbox_len().unwrap(), 0, "not counted as a message");
+    }
+}

@@ -211,7 +211,7 @@ impl Engine {
         if let Some(doc) = self
             .call(|api| Box::pin(async move { api.policy().await }))
             .await?
-            && self.first_sight(&doc)?
+            && !self.seen(&doc)?
         {
             match self.with_local(|l| l.apply_policy(&doc)) {
                 Ok(true) => self.events.emit(ClientEvent::PolicyChanged),
@@ -219,17 +219,20 @@ impl Engine {
                 Err(Error::Untrusted { reason }) => {
                     self.events.alert(SecurityEventKind::OrgDocRefused, reason);
                 }
+                // A local failure: judged again at the next contact.
                 Err(e) => return Err(e),
             }
+            self.mark_seen(&doc)?;
         }
         let commands = self
             .call(|api| Box::pin(async move { api.commands().await }))
             .await?;
         for doc in commands {
-            if !self.first_sight(&doc)? {
+            if self.seen(&doc)? {
                 continue;
             }
             let action = self.with_local(|l| l.apply_command(&doc))?;
+            self.mark_seen(&doc)?;
             match action {
                 Some(CommandAction::Wipe) => {
                     // The relay countersigns the trail with its `wipe` entry
@@ -250,12 +253,18 @@ impl Engine {
         Ok(false)
     }
 
-    /// Whether the relay serves `doc` for the first time (it serves the
-    /// same ones at every contact).
-    fn first_sight(&self, doc: &[u8]) -> Result<bool> {
+    /// Whether `doc` was judged before (the relay serves the same ones at
+    /// every contact).
+    fn seen(&self, doc: &[u8]) -> Result<bool> {
+        self.with_local(|l| Ok(config::doc_seen(&l.store.conn, doc)?))
+    }
+
+    /// Records `doc` as judged, once applied or refused (not after a local
+    /// failure, so it is judged again).
+    fn mark_seen(&self, doc: &[u8]) -> Result<()> {
         self.with_local(|l| {
             let now = l.store.now_ms();
-            Ok(config::first_sight_of_doc(&l.store.conn, now, doc)?)
+            Ok(config::mark_doc_seen(&l.store.conn, now, doc)?)
         })
     }
 
