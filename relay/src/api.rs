@@ -896,6 +896,16 @@ async fn put_audit_head(
         )));
     }
     let now = now_ms();
+    let mut req = req;
+    if s.hooks.countersign_older_head.load(Ordering::SeqCst) {
+        // Test hook: a lying relay (see `Hooks`).
+        req.seq = req.seq.saturating_sub(1);
+    }
+    if s.hooks.countersign_other_hash.load(Ordering::SeqCst)
+        && let Some(b) = req.hash.0.first_mut()
+    {
+        *b ^= 1;
+    }
     let signature = s
         .service_key
         .sign(&audit_head_message(

@@ -191,6 +191,13 @@ pub struct Hooks {
     /// When set, `POST /messages` commits the batch and then never answers:
     /// it simulates a client killed between its send and the relay's answer.
     pub stall_after_send: AtomicBool,
+    /// When set, `POST /audit/head` countersigns the head one entry before
+    /// the one asked (validly signed): a relay that vouches for less than
+    /// the device believes.
+    pub countersign_older_head: AtomicBool,
+    /// When set, `POST /audit/head` countersigns the asked sequence number
+    /// with another hash (validly signed).
+    pub countersign_other_hash: AtomicBool,
 }
 
 /// How to run a relay.

@@ -185,3 +185,29 @@ async fn a_countersigned_head_the_relay_key_did_not_sign_is_refused() {
     assert_eq!(bob.audit_verify(false).await.unwrap().broken, None);
     bob.close();
 }
+
+/// A relay that countersigns another head than the one asked (validly
+/// signed, one entry older) is not believed: nothing is kept as
+/// countersigned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_countersignature_for_another_head_than_asked_is_refused() {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    alice
+        .send(to("bob-nobody"), b"x".to_vec(), 600, None)
+        .await
+        .ok();
+    for hook in [
+        &env.hooks.countersign_older_head,
+        &env.hooks.countersign_other_hash,
+    ] {
+        hook.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            alice.countersign_audit().await,
+            Err(occ_core::Error::Untrusted { .. })
+        ));
+        hook.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    let r = alice.audit_verify(false).await.unwrap();
+    assert_eq!(r.countersigned_seq, None);
+}
