@@ -42,7 +42,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use occ_protocol::api::{SignedPushNotice, parse_device_id, push_notice_message};
 
 use crate::audit::AuditKind;
@@ -51,7 +51,6 @@ use crate::retention::{Clock, SystemClock};
 use crate::store::audit::{NewEntry, append_in};
 use crate::store::notices::{self, NoticeState};
 use crate::store::{DbKey, SecurityEventKind, Store, config, contacts, persist_high_water};
-use crate::sync::Enrolment;
 
 /// Largest notice accepted (a real one is a few hundred bytes).
 pub const MAX_NOTICE_LEN: usize = 8 * 1024;
@@ -132,11 +131,7 @@ fn refuse(store: &mut Store, error: Error, detail: &str) -> Error {
 }
 
 pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadPrompt> {
-    let enrolment: Enrolment = config::enrolment(&store.conn)?
-        .map(|v| serde_json::from_slice(&v))
-        .transpose()
-        .map_err(|e| Error::corrupt(format!("the enrolment record: {e}")))?
-        .ok_or(Error::NotEnrolled)?;
+    let enrolment = crate::sync::stored_enrolment(&store.conn)?.ok_or(Error::NotEnrolled)?;
     if config::locked(&store.conn)? {
         return Err(Error::denied("the organisation locked this profile"));
     }
@@ -155,9 +150,7 @@ pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadProm
         ));
     };
     let n = signed.notice;
-    let service_key = parse_device_id(&enrolment.service_key)
-        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| Error::corrupt("the stored service key"))?;
+    let service_key = crate::sync::org::service_key(&enrolment)?;
     let signature = <[u8; 64]>::try_from(signed.signature.as_slice())
         .map(|s| Signature::from_bytes(&s))
         .ok();

@@ -93,6 +93,14 @@ pub struct Enrolment {
     pub linked_by: Option<String>,
 }
 
+/// The enrolment stored in a profile, if enrolled.
+pub(crate) fn stored_enrolment(conn: &rusqlite::Connection) -> Result<Option<Enrolment>> {
+    crate::store::config::enrolment(conn)?
+        .map(|v| serde_json::from_slice::<Enrolment>(&v))
+        .transpose()
+        .map_err(|e| Error::corrupt(format!("the enrolment record: {e}")))
+}
+
 /// The part of an open profile that lives on this device.
 pub(crate) struct Local {
     pub(crate) store: Store,
@@ -114,10 +122,7 @@ impl Local {
                 a
             }
         };
-        let enrolment = crate::store::config::enrolment(&store.conn)?
-            .map(|v| serde_json::from_slice::<Enrolment>(&v))
-            .transpose()
-            .map_err(|e| Error::corrupt(format!("the enrolment record: {e}")))?;
+        let enrolment = stored_enrolment(&store.conn)?;
         let policy = match &enrolment {
             Some(e) => org::held_policy(&store.conn, e)?,
             None => None,

@@ -55,7 +55,8 @@ pub(crate) fn held_policy(conn: &Connection, enrolment: &Enrolment) -> Result<Op
     Ok(config::org_policy(conn)?.and_then(|doc| verify_policy(&org, &doc).ok()))
 }
 
-fn service_key(enrolment: &Enrolment) -> Result<VerifyingKey> {
+/// The relay's service key learned at enrolment.
+pub(crate) fn service_key(enrolment: &Enrolment) -> Result<VerifyingKey> {
     parse_device_id(&enrolment.service_key)
         .and_then(|k| VerifyingKey::from_bytes(&k).ok())
         .ok_or_else(|| Error::corrupt("the stored service key"))
