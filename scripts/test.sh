@@ -18,7 +18,9 @@ ensure_apt() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
   fi
 }
-ensure_apt pkg-config libssl-dev
+# `age` (and `age-keygen`): the export tests open encrypted exports with the
+# standard tool, as a records officer would.
+ensure_apt pkg-config libssl-dev age
 
 # Cargo tools from crates.io.
 ensure_cargo_tool() {

@@ -9,6 +9,10 @@
 //! - [`objects`]: `ProfileManager`, `Client` and `SyncHandle` — thin
 //!   wrappers, because exported methods must live in this crate. Dropping a
 //!   `Client` (Kotlin `close()`/`use {}`, Swift deinit) closes its profile.
+//! - [`files`]: sending attachments with progress, downloading them
+//!   (resuming), saving them, and export (`verifyExport` needs no client), with the app's
+//!   `ProgressListener` (a foreign trait); records for what UniFFI cannot
+//!   carry as the core has it (paths, digests, zeroized passphrases).
 //! - [`listener`]: the app's `EventListener` (a foreign trait).
 //! - [`logging`]: the core's `tracing` output forwarded to the app's
 //!   `Logger` at a chosen level (the core never logs content or keys).
@@ -26,6 +30,7 @@
 //! Deviation from the workspace lints: `unsafe_code` is allowed here only,
 //! for the scaffolding UniFFI generates.
 
+pub mod files;
 pub mod listener;
 pub mod logging;
 pub mod objects;

@@ -72,7 +72,7 @@ impl SyncHandle {
 
 /// One open profile.
 #[derive(uniffi::Object)]
-pub struct Client(occ_core::Client);
+pub struct Client(pub(crate) occ_core::Client);
 
 impl Drop for Client {
     fn drop(&mut self) {

@@ -53,6 +53,11 @@ pub enum OccError {
     PolicyDenied {
         reason: String,
     },
+    QuotaExceeded {
+        needed: u64,
+        available: u64,
+        quota: u64,
+    },
     Closed,
     Internal {
         reason: String,
@@ -161,6 +166,7 @@ pub enum SecurityEventKind {
     ForgedNotice,
     OrgDocRefused,
     PolicyDenied,
+    AttachmentTampered,
 }
 
 #[uniffi::remote(Enum)]

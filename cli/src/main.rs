@@ -18,6 +18,13 @@
 //! occ --profile DIR audit verify [--offline] [--json]
 //! occ --profile DIR audit export [--thread ID]
 //! occ --profile DIR policy show [--json]
+//! occ --profile DIR send --to USER --ttl SECONDS --attach FILE [--mime TYPE] [CAPTION]
+//! occ --profile DIR attachment list MESSAGE_ID [--json]
+//! occ --profile DIR attachment save ATTACHMENT_ID PATH
+//! occ --profile DIR attachment quota [--set BYTES]
+//! occ --profile DIR export (--thread ID | --message ID) --out DIR [--passphrase-file F | --passphrase-env | --recipient age1...]
+//!                          [--dlp-cards] [--dlp-pattern RE]... [--redact] [--no-attachments] [--json]
+//! occ export verify DIR [--json]
 //! occ demo
 //! ```
 //!
@@ -27,6 +34,7 @@
 
 mod admin;
 mod demo;
+mod files;
 mod output;
 mod profile_dir;
 mod terminal;
@@ -227,9 +235,25 @@ enum Command {
         /// seconds.
         #[arg(long, requires = "urgent")]
         ack_within: Option<u64>,
-        /// The text.
+        /// Send this file (encrypted, through the relay); the text is its
+        /// caption.
+        #[arg(long, conflicts_with_all = ["urgent", "read_timer"])]
+        attach: Option<PathBuf>,
+        /// With --attach: the MIME type (guessed from the extension).
+        #[arg(long, requires = "attach")]
+        mime: Option<String>,
+        /// The text (the caption with --attach).
+        #[arg(default_value = "")]
         text: String,
     },
+    /// Attachments: list, save (downloading first), quota.
+    Attachment {
+        #[command(subcommand)]
+        command: files::AttachmentCommand,
+    },
+    /// Export a thread or message to a signed folder; `export verify DIR`
+    /// checks one.
+    Export(files::ExportArgs),
     /// Push notices: verify one offline and show its download prompt.
     Notice {
         #[command(subcommand)]
@@ -589,6 +613,8 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             read_timer,
             urgent,
             ack_within,
+            attach,
+            mime,
             text,
         } => {
             let client = open(profile(&cli)?)?;
@@ -611,7 +637,9 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 (None, _) => return Err(Fail("several recipients need --thread ID".into())),
             };
             let body = text.as_bytes().to_vec();
-            let id = if *urgent {
+            let id = if let Some(path) = attach {
+                files::send_file(&client, recipient, path, mime.as_deref(), text, *ttl).await?
+            } else if *urgent {
                 client
                     .send_urgent(recipient, body, *ttl, *ack_within)
                     .await?
@@ -806,6 +834,17 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             output::audit_entries(&entries);
             Ok(())
         }
+        Command::Attachment { command } => {
+            let client = open(profile(&cli)?)?;
+            files::attachment(&client, command).await
+        }
+        Command::Export(args) => match &args.verify {
+            Some(files::ExportSub::Verify { dir, json }) => files::verify(dir, *json),
+            None => {
+                let client = open(profile(&cli)?)?;
+                files::export(&client, args).await
+            }
+        },
         Command::Policy {
             command: PolicyCommand::Show { json },
         } => {

@@ -100,6 +100,19 @@ pub enum Error {
         /// What the policy says.
         reason: String,
     },
+    /// Storing an attachment would pass the profile's storage quota;
+    /// nothing was written. Free space (or raise the quota) and retry.
+    #[error(
+        "storage quota: the attachment needs {needed} bytes but only {available} of the profile's {quota}-byte quota are free; nothing was written"
+    )]
+    QuotaExceeded {
+        /// Bytes the attachment needs on disk.
+        needed: u64,
+        /// Bytes still free under the quota.
+        available: u64,
+        /// The quota.
+        quota: u64,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
@@ -114,6 +127,15 @@ pub enum Error {
 
 /// Result of the public API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Maps a file-system error of `op` on `path` (disk full, read-only, other)
+/// the way the store does.
+pub(crate) fn io_error<'a>(
+    op: &'static str,
+    path: &'a std::path::Path,
+) -> impl Fn(std::io::Error) -> Error + 'a {
+    move |e| StoreError::io(op, path, e).into()
+}
 
 impl Error {
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
@@ -169,6 +191,15 @@ impl From<StoreError> for Error {
             StoreError::Expired => Error::Expired,
             StoreError::NotFound(what) => Error::NotFound { what },
             StoreError::InvalidInput(reason) => Error::InvalidInput { reason },
+            StoreError::QuotaExceeded {
+                needed,
+                available,
+                quota,
+            } => Error::QuotaExceeded {
+                needed,
+                available,
+                quota,
+            },
             StoreError::AlreadyExists(what) => Error::invalid(format!("already exists: {what}")),
             StoreError::Crypto(c) => Error::corrupt(c.to_string()),
             e @ StoreError::Io {

@@ -20,6 +20,8 @@
 //! - [`policy`]: the organisation's signed policy and device commands.
 //! - [`push`]: the push path — a notice verified offline into a download
 //!   prompt, without an open client.
+//! - [`export`]: a message or thread saved to a folder with a signed
+//!   manifest, optionally `age`-encrypted, after policy and data-loss checks.
 //! - [`client`]: the [`Client`] facade, background sync, profiles.
 //! - [`error`]: the public [`Error`], mapped once from each layer's errors.
 //!
@@ -58,6 +60,12 @@
 //!   by the relay at every sync. Two processes may hold one profile (the app
 //!   and its extension): the account is re-read inside the write transaction
 //!   that may consume a one-time prekey.
+//! - Attachments and export (issue 11): a sent file's local copy is the
+//!   uploaded blob itself (one encryption, one key); the attachment id is
+//!   chosen by the sender (it is each chunk's authenticated data) and is the
+//!   relay's blob id; a received blob is checked against the SHA-256 in the
+//!   end-to-end message before it is accepted; export encryption also takes
+//!   `age` recipients besides a passphrase.
 //! - Benchmarks are bench binaries with an alternating A/B harness instead
 //!   of criterion: criterion measures each function in its own phase, so a
 //!   noisy neighbour skewed ratios by up to half; interleaved rounds with a
@@ -71,14 +79,18 @@ pub use audit::{AuditBreak, AuditEntry};
 pub use client::{Client, ProfileManager, Settings, SyncHandle, SyncOptions, SyncReport};
 pub use error::{Error, Result};
 pub use events::{ClientEvent, EventListener};
+pub use export::{
+    ExportEncryption, ExportOptions, ExportReport, ExportScope, ExportVerification, verify_export,
+};
 pub use push::{Decision, DownloadPrompt, verify_notice};
 pub use retention::{Clock, ManualClock, PurgeReport, SystemClock};
-pub use store::{RecipientState, Trust};
+pub use store::{AttachmentInfo, RecipientState, Trust};
 pub use store::{SecurityEvent, SecurityEventKind, StoredMessage, ThreadKind, ThreadSummary};
 pub use sync::connection::{EnrolOptions, RelaySession, RelaySettings};
 pub use sync::{
     AuditReport, ContactDevice, ContactIdentity, DeliveryFailure, Enrolment, FlushReport,
-    ItemOutcome, ItemReport, PrekeyReport, ReceiveReport, ReceivedMessage, Recipient, Urgency,
+    ItemOutcome, ItemReport, OutgoingFile, PrekeyReport, ReceiveReport, ReceivedMessage, Recipient,
+    Urgency,
 };
 
 pub mod audit;
@@ -86,6 +98,7 @@ pub mod client;
 pub mod crypto;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod policy;
 pub mod push;
 pub mod retention;

@@ -87,9 +87,14 @@ pub fn verify_command(
     Ok(c)
 }
 
-/// The message class of a text (`alert` when urgent).
-pub fn class_of(urgent: bool) -> &'static str {
-    if urgent { "alert" } else { "text" }
+/// The message class of a text: `alert` when urgent, else `file` when it
+/// carries an attachment, else `text`.
+pub fn class_of(urgent: bool, attachment: bool) -> &'static str {
+    match (urgent, attachment) {
+        (true, _) => "alert",
+        (false, true) => "file",
+        (false, false) => "text",
+    }
 }
 
 /// Whether `class` may be downloaded on `device`: `Err(reason)` if not.
@@ -259,8 +264,10 @@ mod tests {
 
     #[test]
     fn urgent_texts_are_alerts() {
-        assert_eq!(class_of(true), "alert");
-        assert_eq!(class_of(false), "text");
+        assert_eq!(class_of(true, false), "alert");
+        assert_eq!(class_of(true, true), "alert");
+        assert_eq!(class_of(false, true), "file");
+        assert_eq!(class_of(false, false), "text");
     }
 
     #[test]

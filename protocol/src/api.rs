@@ -656,6 +656,45 @@ pub struct SignedPushNotice {
     pub signature: B64,
 }
 
+/// Largest attachment blob the relay stores by default (bytes of
+/// ciphertext; a deployment may lower it).
+pub const MAX_ATTACHMENT_BYTES: u64 = 512 << 20;
+/// Largest piece of an attachment one upload request carries.
+pub const ATTACHMENT_PIECE_BYTES: usize = 1 << 20;
+
+/// Whether `s` is an attachment id: 32 lowercase hex characters, chosen at
+/// random by the uploading device (it is also the authenticated data of
+/// every chunk, so the sender picks it before encrypting).
+pub fn valid_attachment_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Announces an attachment upload (`POST /v1/attachments`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttachmentCreate {
+    /// Attachment id ([`valid_attachment_id`]).
+    pub id: String,
+    /// Size of the encrypted blob in bytes (1 to the relay's limit).
+    pub size: u64,
+    /// Time to live in seconds (1 to [`MAX_TTL_SECS`]): the message's.
+    pub ttl_secs: u64,
+}
+
+/// Where an attachment upload stands.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttachmentStatus {
+    /// Attachment id.
+    pub id: String,
+    /// Size of the whole blob.
+    pub size: u64,
+    /// Bytes the relay holds (an upload resumes here).
+    pub received: u64,
+    /// When the relay stops serving it and deletes it, ms.
+    pub expires_at_ms: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,8 @@ pub use ids::MAX_THREAD_ID_LEN;
 pub mod contexts {
     /// Binds a device's X25519 identity key to its Ed25519 key.
     pub const IDENTITY_DH: &[u8] = b"occ/v1/identity-dh";
+    /// Signs an export's manifest (followed by the manifest's exact bytes).
+    pub const EXPORT_MANIFEST: &[u8] = b"occ/v1/export-manifest";
     /// Signs a signed prekey (followed by [`signed_prekey_message`]).
     pub const SIGNED_PREKEY: &[u8] = b"occ/v1/signed-prekey";
 

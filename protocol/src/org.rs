@@ -153,6 +153,34 @@ pub struct OrgPolicy {
     /// Raise an alert at this download volume.
     #[serde(default)]
     pub download_alert: Option<VolumeAlert>,
+    /// Data-loss prevention on export (it replaces the device's own rules).
+    #[serde(default)]
+    pub dlp: Option<DlpRules>,
+}
+
+/// What an export does with what data-loss prevention finds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DlpAction {
+    /// Refuse the export.
+    #[default]
+    Block,
+    /// Replace each finding with `[redacted:<rule>]`.
+    Redact,
+}
+
+/// Data-loss prevention rules for exports.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DlpRules {
+    /// Look for payment card numbers (Luhn-checked).
+    #[serde(default)]
+    pub card_numbers: bool,
+    /// Regular expressions (Rust `regex` syntax) that must not leave.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Block or redact.
+    #[serde(default)]
+    pub action: DlpAction,
 }
 
 /// What a [`DeviceCommand`] makes the device do.

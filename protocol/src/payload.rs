@@ -10,9 +10,21 @@
 //! Receipt    = message_id thread_id state:u8 at_ms:u64 reply?          (kind 4)
 //! ```
 //!
-//! An urgent text appends `1 ack_by_ms?` after its body (absent for an
-//! ordinary one, so older encodings still parse). A receipt names the
-//! message by its sender-scoped id, the same on every device.
+//! After its body a text may carry extensions, each `tag(1) fields`, in tag
+//! order, each at most once (so the encoding stays canonical); an ordinary
+//! text has none, so older encodings still parse:
+//!
+//! ```text
+//! 1 ack_by_ms?                                   urgent alert
+//! 2 id key(32) blob_sha256(32) sha256(32) size:u64 mime name thumb   attachment
+//! ```
+//!
+//! The attachment extension is everything a recipient needs to fetch and
+//! open the file: the relay's blob id, the per-file key, the SHA-256 of the
+//! encrypted blob (checked before anything is decrypted, so a byte changed
+//! on the relay is refused) and of the plaintext, its size, MIME type,
+//! file name and an optional small thumbnail. A receipt names the message
+//! by its sender-scoped id, the same on every device.
 //!
 //! Strings are `u32`-length-prefixed UTF-8 with per-field limits; options are
 //! a 0/1 flag. Message ids, thread ids (also inside a sender-key distribution)
@@ -44,6 +56,15 @@ pub const MAX_TITLE_LEN: usize = 256;
 pub const MAX_MEMBERS: usize = 1000;
 /// Largest text body.
 pub const MAX_BODY_LEN: usize = MAX_CIPHERTEXT_LEN - 4096;
+/// Largest attachment thumbnail, bytes.
+pub const MAX_THUMB_LEN: usize = 48 * 1024;
+/// Longest attachment MIME type.
+pub const MAX_MIME_LEN: usize = 128;
+/// Longest attachment file name.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+
+const EXT_URGENT: u8 = 1;
+const EXT_ATTACHMENT: u8 = 2;
 
 /// A text message.
 #[derive(Clone, PartialEq, Eq)]
@@ -69,6 +90,60 @@ pub struct TextMessage {
     /// Set for an urgent alert: it asks for receipts, and for an
     /// acknowledgement by `ack_by_ms` when that is given.
     pub urgent: Option<Urgent>,
+    /// A file sent with the message (the body is its caption).
+    pub attachment: Option<Box<AttachmentRef>>,
+}
+
+/// A file carried by a message: where the encrypted blob is, and the key
+/// and digests to fetch, check and open it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AttachmentRef {
+    /// The relay's blob id (32 lowercase hex).
+    pub id: String,
+    /// The per-file key (ChaCha20-Poly1305, chunked; see occ-core's store).
+    pub key: Zeroizing<[u8; 32]>,
+    /// SHA-256 of the encrypted blob as uploaded.
+    pub blob_sha256: [u8; 32],
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// MIME type ([`valid_mime`]).
+    pub mime: String,
+    /// File name ([`valid_file_name`]).
+    pub name: String,
+    /// A small preview image (empty: none).
+    pub thumb: Vec<u8>,
+}
+
+impl std::fmt::Debug for AttachmentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachmentRef")
+            .field("id", &self.id)
+            .field("size", &self.size)
+            .field("mime", &self.mime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `s` is an acceptable MIME type: `type/subtype`, printable ASCII
+/// without spaces, at most [`MAX_MIME_LEN`] bytes.
+pub fn valid_mime(s: &str) -> bool {
+    s.len() <= MAX_MIME_LEN
+        && s.bytes().all(|b| b.is_ascii_graphic())
+        && s.split_once('/')
+            .is_some_and(|(t, st)| !t.is_empty() && !st.is_empty() && !st.contains('/'))
+}
+
+/// Whether `s` is an acceptable file name: 1 to [`MAX_FILE_NAME_LEN`]
+/// bytes, no path separator, no control character, not `.` or `..` — so
+/// a received name can never point outside the folder it is saved in.
+pub fn valid_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_FILE_NAME_LEN
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
 /// What an urgent alert asks of its recipients.
@@ -194,6 +269,57 @@ fn read_id(
     }
 }
 
+/// Reads a text's extensions: known tags, ascending, each at most once.
+fn read_extensions(
+    r: &mut Reader<'_>,
+) -> Result<(Option<Urgent>, Option<Box<AttachmentRef>>), WireError> {
+    let (mut urgent, mut attachment) = (None, None);
+    let mut last = 0u8;
+    while r.remaining() > 0 {
+        let tag = r.u8("extension")?;
+        if tag <= last {
+            return Err(WireError::Invalid { field: "extension" });
+        }
+        last = tag;
+        match tag {
+            EXT_URGENT => {
+                let ack_by_ms = r.option("ack_by", |r| r.u64("ack_by").map(|v| v as i64))?;
+                if ack_by_ms.is_some_and(|t| t < 0) {
+                    return Err(WireError::Invalid { field: "ack_by" });
+                }
+                urgent = Some(Urgent { ack_by_ms });
+            }
+            EXT_ATTACHMENT => attachment = Some(Box::new(read_attachment(r)?)),
+            _ => return Err(WireError::Invalid { field: "extension" }),
+        }
+    }
+    Ok((urgent, attachment))
+}
+
+fn read_attachment(r: &mut Reader<'_>) -> Result<AttachmentRef, WireError> {
+    let id = read_id(r, "attachment_id", 32, crate::api::valid_attachment_id)?;
+    let key = Zeroizing::new(r.array::<32>("attachment_key")?);
+    let blob_sha256 = r.array::<32>("blob_sha256")?;
+    let sha256 = r.array::<32>("sha256")?;
+    let size = r.u64("size")?;
+    if size > i64::MAX as u64 {
+        return Err(WireError::Invalid { field: "size" });
+    }
+    let mime = read_id(r, "mime", MAX_MIME_LEN, valid_mime)?;
+    let name = read_id(r, "file_name", MAX_FILE_NAME_LEN, valid_file_name)?;
+    let thumb = r.var_bytes("thumb", MAX_THUMB_LEN)?.to_vec();
+    Ok(AttachmentRef {
+        id,
+        key,
+        blob_sha256,
+        sha256,
+        size,
+        mime,
+        name,
+        thumb,
+    })
+}
+
 impl Payload {
     /// The canonical encoding (zeroized on drop: it is plaintext).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
@@ -214,9 +340,20 @@ impl Payload {
                     })
                     .var_bytes(&t.body);
                 if let Some(u) = &t.urgent {
-                    w.u8(1).option(u.ack_by_ms.as_ref(), |w, v| {
+                    w.u8(EXT_URGENT).option(u.ack_by_ms.as_ref(), |w, v| {
                         w.u64(*v as u64);
                     });
+                }
+                if let Some(a) = &t.attachment {
+                    w.u8(EXT_ATTACHMENT)
+                        .var_bytes(a.id.as_bytes())
+                        .raw(&a.key[..])
+                        .raw(&a.blob_sha256)
+                        .raw(&a.sha256)
+                        .u64(a.size)
+                        .var_bytes(a.mime.as_bytes())
+                        .var_bytes(a.name.as_bytes())
+                        .var_bytes(&a.thumb);
                 }
             }
             Payload::Receipt(rc) => {
@@ -262,18 +399,7 @@ impl Payload {
                 let read_timer_ms =
                     r.option("read_timer", |r| r.u64("read_timer").map(|v| v as i64))?;
                 let body = r.var_bytes("body", MAX_BODY_LEN)?.to_vec();
-                let urgent = if r.remaining() > 0 {
-                    if r.u8("urgent")? != 1 {
-                        return Err(WireError::Invalid { field: "urgent" });
-                    }
-                    let ack_by_ms = r.option("ack_by", |r| r.u64("ack_by").map(|v| v as i64))?;
-                    if ack_by_ms.is_some_and(|t| t < 0) {
-                        return Err(WireError::Invalid { field: "ack_by" });
-                    }
-                    Some(Urgent { ack_by_ms })
-                } else {
-                    None
-                };
+                let (urgent, attachment) = read_extensions(&mut r)?;
                 if sent_ms < 0 || ttl_expiry_ms < 0 || read_timer_ms.is_some_and(|t| t <= 0) {
                     return Err(WireError::Invalid { field: "times" });
                 }
@@ -288,6 +414,7 @@ impl Payload {
                     read_timer_ms,
                     body,
                     urgent,
+                    attachment,
                 })
             }
             KIND_RECEIPT => {
@@ -342,6 +469,81 @@ impl Payload {
 mod tests {
     use super::*;
 
+    fn attachment() -> AttachmentRef {
+        AttachmentRef {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            key: Zeroizing::new([4; 32]),
+            blob_sha256: [5; 32],
+            sha256: [6; 32],
+            size: 1234,
+            mime: "image/jpeg".into(),
+            name: "site.jpg".into(),
+            thumb: vec![7; 10],
+        }
+    }
+
+    #[test]
+    fn attachment_fields_outside_their_rules_do_not_parse() {
+        let Payload::Text(good) = samples()[2].clone() else {
+            unreachable!()
+        };
+        let with = |f: &dyn Fn(&mut AttachmentRef)| {
+            let mut t = good.clone();
+            f(t.attachment.as_mut().unwrap());
+            Payload::parse(&Payload::Text(t).encode())
+        };
+        assert!(with(&|_| {}).is_ok());
+        for (field, r) in [
+            (
+                "attachment_id",
+                with(&|a| a.id = "0123456789ABCDEF0123456789ABCDEF".into()),
+            ),
+            ("attachment_id", with(&|a| a.id = "../x".into())),
+            ("mime", with(&|a| a.mime = "image".into())),
+            ("mime", with(&|a| a.mime = "image/ jpeg".into())),
+            ("file_name", with(&|a| a.name = "../../etc/passwd".into())),
+            ("file_name", with(&|a| a.name = "..".into())),
+            ("file_name", with(&|a| a.name = "a\\b".into())),
+            ("file_name", with(&|a| a.name = "a\nb".into())),
+            ("file_name", with(&|a| a.name = String::new())),
+            ("size", with(&|a| a.size = u64::MAX)),
+        ] {
+            assert_eq!(r, Err(WireError::Invalid { field }), "{field}");
+        }
+        assert!(with(&|a| a.thumb = vec![0; MAX_THUMB_LEN]).is_ok());
+        assert!(with(&|a| a.thumb = vec![0; MAX_THUMB_LEN + 1]).is_err());
+        assert!(with(&|a| a.name = "x".repeat(MAX_FILE_NAME_LEN)).is_ok());
+        assert!(with(&|a| a.mime = format!("a/{}", "b".repeat(MAX_MIME_LEN - 2))).is_ok());
+        assert!(with(&|a| a.mime = format!("a/{}", "b".repeat(MAX_MIME_LEN - 1))).is_err());
+        // Extensions out of order, repeated or unknown are refused.
+        let mut t = good.clone();
+        t.urgent = None;
+        t.attachment = None;
+        let base = Payload::Text(t).encode().to_vec();
+        let mut repeated = base.clone();
+        repeated.extend_from_slice(&[1, 0, 1, 0]);
+        assert_eq!(
+            Payload::parse(&repeated),
+            Err(WireError::Invalid { field: "extension" })
+        );
+        let mut unknown = base.clone();
+        unknown.push(3);
+        assert_eq!(
+            Payload::parse(&unknown),
+            Err(WireError::Invalid { field: "extension" })
+        );
+        let mut zero = base;
+        zero.push(0);
+        assert_eq!(
+            Payload::parse(&zero),
+            Err(WireError::Invalid { field: "extension" })
+        );
+        assert!(
+            !format!("{:?}", attachment()).contains("[4, 4"),
+            "no key in Debug"
+        );
+    }
+
     fn samples() -> Vec<Payload> {
         vec![
             Payload::Text(TextMessage {
@@ -355,6 +557,7 @@ mod tests {
                 read_timer_ms: Some(3),
                 body: b"hello".to_vec(),
                 urgent: None,
+                attachment: None,
             }),
             Payload::Text(TextMessage {
                 message_id: "m2".into(),
@@ -367,6 +570,20 @@ mod tests {
                 read_timer_ms: None,
                 body: b"fire".to_vec(),
                 urgent: Some(Urgent { ack_by_ms: Some(9) }),
+                attachment: None,
+            }),
+            Payload::Text(TextMessage {
+                message_id: "m3".into(),
+                thread_id: "t1".into(),
+                thread_title: "Ops".into(),
+                group: true,
+                sender_user: "alice".into(),
+                sent_ms: 5,
+                ttl_expiry_ms: 10,
+                read_timer_ms: None,
+                body: b"site photo".to_vec(),
+                urgent: Some(Urgent { ack_by_ms: None }),
+                attachment: Some(Box::new(attachment())),
             }),
             Payload::Receipt(Receipt {
                 message_id: "m2".into(),
@@ -403,12 +620,15 @@ mod tests {
             }
         }
         let mut bad_flag = samples()[1].encode().to_vec();
-        let at = bad_flag.len() - 10; // the urgent flag, before `1 ack_by`
+        let at = bad_flag.len() - 10; // the urgent tag, before `1 ack_by`
         bad_flag[at] = 2;
-        assert_eq!(
+        assert!(matches!(
             Payload::parse(&bad_flag),
-            Err(WireError::Invalid { field: "urgent" })
-        );
+            Err(WireError::TooLarge {
+                field: "attachment_id",
+                ..
+            })
+        ));
         assert_eq!(Payload::parse(&[1, 9]), Err(WireError::UnknownKind(9)));
     }
 
@@ -450,7 +670,7 @@ mod tests {
             info("ops", "Bob"),
             Err(WireError::Invalid { field: "member" })
         );
-        let Payload::SenderKey(mut d) = samples()[3].clone() else {
+        let Payload::SenderKey(mut d) = samples()[4].clone() else {
             unreachable!()
         };
         d.thread_id = b"t/1".to_vec();

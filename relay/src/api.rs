@@ -315,7 +315,13 @@ pub(crate) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(send))
         .routes(routes!(fetch_one))
         .routes(routes!(inbox))
-        .routes(routes!(ack));
+        .routes(routes!(ack))
+        .routes(routes!(crate::attachments::create))
+        .routes(routes!(
+            crate::attachments::download,
+            crate::attachments::put_piece
+        ))
+        .routes(routes!(crate::attachments::get_status));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(PREFIX, v1)
 }
 

@@ -677,6 +677,132 @@ impl Db {
     }
 }
 
+/// An attachment blob's record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRow {
+    /// Attachment id.
+    pub id: String,
+    /// The uploading device.
+    pub owner: String,
+    /// Declared size.
+    pub size: u64,
+    /// Bytes received so far.
+    pub received: u64,
+    /// Expiry, ms.
+    pub expires_ms: i64,
+    /// Whether its file was deleted (expired).
+    pub purged: bool,
+}
+
+impl Db {
+    /// One attachment's record.
+    pub fn blob(&self, id: &str) -> Result<Option<BlobRow>, RelayError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, owner, size, received, expires_ms, purged FROM attachments WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(BlobRow {
+                        id: r.get(0)?,
+                        owner: r.get(1)?,
+                        size: r.get::<_, i64>(2)?.max(0) as u64,
+                        received: r.get::<_, i64>(3)?.max(0) as u64,
+                        expires_ms: r.get(4)?,
+                        purged: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a new upload, within the owner's quota of live bytes.
+    /// Announcing the same upload again (same owner and size) returns it.
+    pub fn create_blob(
+        &mut self,
+        id: &str,
+        owner: &str,
+        size: u64,
+        expires_ms: i64,
+        quota: u64,
+        now: i64,
+    ) -> Result<BlobRow, RelayError> {
+        let tx = self.conn.transaction()?;
+        let existing = tx
+            .query_row(
+                "SELECT owner, size, purged, expires_ms FROM attachments WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((o, sz, purged, exp)) = existing {
+            if o != owner || sz as u64 != size {
+                return Err(RelayError::Conflict(
+                    "this attachment id is taken; choose another".into(),
+                ));
+            }
+            if purged || exp <= now {
+                return Err(RelayError::Gone);
+            }
+        } else {
+            let used: i64 = tx.query_row(
+                "SELECT coalesce(sum(size), 0) FROM attachments
+                 WHERE owner = ?1 AND purged = 0 AND expires_ms > ?2",
+                params![owner, now],
+                |r| r.get(0),
+            )?;
+            if (used.max(0) as u64).saturating_add(size) > quota {
+                return Err(RelayError::QuotaExceeded(format!(
+                    "this device's attachments would pass the relay's {quota}-byte quota; \
+                     wait for older ones to expire"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO attachments (id, owner, size, received, expires_ms) VALUES (?1, ?2, ?3, 0, ?4)",
+                params![id, owner, size as i64, expires_ms],
+            )?;
+        }
+        tx.commit()?;
+        self.blob(id)?
+            .ok_or_else(|| RelayError::Internal("attachment row vanished".into()))
+    }
+
+    /// Records how many bytes of an upload are on disk.
+    pub fn set_blob_received(&mut self, id: &str, received: u64) -> Result<(), RelayError> {
+        self.conn.execute(
+            "UPDATE attachments SET received = ?2 WHERE id = ?1",
+            params![id, received as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Marks expired blobs purged and returns their ids (their files are
+    /// the caller's to delete); forgets tombstones past the record horizon.
+    pub fn purge_blobs(&mut self, now: i64) -> Result<Vec<String>, RelayError> {
+        let tx = self.conn.transaction()?;
+        let ids = {
+            let mut stmt = tx.prepare(
+                "UPDATE attachments SET purged = 1 WHERE purged = 0 AND expires_ms <= ?1 RETURNING id",
+            )?;
+            stmt.query_map([now], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        tx.execute(
+            "DELETE FROM attachments WHERE purged = 1 AND expires_ms <= ?1",
+            [now - RECORD_RETENTION_MS],
+        )?;
+        tx.commit()?;
+        Ok(ids)
+    }
+}
+
 /// Schema changes after the first, tracked in `PRAGMA user_version`; each
 /// runs in one transaction with its version bump.
 const MIGRATIONS: &[&str] = &[
@@ -736,6 +862,20 @@ const MIGRATIONS: &[&str] = &[
         server_ms INTEGER NOT NULL,
         signature BLOB NOT NULL
     ) STRICT, WITHOUT ROWID;
+    "#,
+    // 7: attachment blobs (the bytes are files; a purged row stays as a
+    // tombstone so the id answers 410 until the record horizon).
+    r#"
+    CREATE TABLE attachments (
+        id         TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        received   INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        purged     INTEGER NOT NULL DEFAULT 0
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX attachments_expiry ON attachments (purged, expires_ms);
+    CREATE INDEX attachments_owner ON attachments (owner, purged);
     "#,
 ];
 

@@ -66,6 +66,7 @@
 
 pub mod admin;
 mod api;
+mod attachments;
 mod challenge;
 pub mod db;
 pub mod limits;
@@ -78,7 +79,7 @@ pub mod tls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -198,6 +199,9 @@ pub struct Hooks {
     /// When set, `POST /audit/head` countersigns the asked sequence number
     /// with another hash (validly signed).
     pub countersign_other_hash: AtomicBool,
+    /// When non-zero, an attachment download ends abruptly after this many
+    /// bytes (a connection lost mid-download), once; then it resets.
+    pub attachment_cut_after: AtomicU64,
 }
 
 /// How to run a relay.
@@ -270,6 +274,10 @@ pub struct AppState {
     pub(crate) revoked: Mutex<std::collections::HashSet<String>>,
     pub(crate) push_coalesce: Duration,
     pub(crate) push_pending: push::Pending,
+    /// Where attachment blobs are kept (`<data>/attachments/<id>`).
+    pub(crate) blob_dir: PathBuf,
+    /// Attachment ids with an upload piece being written right now.
+    pub(crate) uploading: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A running relay.
@@ -423,6 +431,8 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         revoked: Mutex::new(revoked),
         push_coalesce: config.push_coalesce,
         push_pending: push::Pending::default(),
+        blob_dir: attachments::blob_dir(&config.data_dir)?,
+        uploading: Mutex::default(),
     });
     let metrics = match config.metrics_listen {
         Some(addr) => Some(metrics::serve(addr, state.clone()).await?),
@@ -445,6 +455,7 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
+                attachments::purge(&purge_state, now_ms());
                 let n = purge_state.db.lock().map(|mut db| db.purge(now_ms()));
                 match n {
                     Ok(Ok(n)) if n > 0 => tracing::info!("purged {n} expired envelope(s)"),

@@ -65,6 +65,10 @@ pub struct Limits {
     pub prekey_window_ms: i64,
     /// Hosts a push endpoint may name (`https://` only, no redirects).
     pub push_gateways: Vec<String>,
+    /// Largest attachment blob, bytes.
+    pub attachment_max: u64,
+    /// Most live attachment bytes one device may have on the relay.
+    pub attachment_quota: u64,
 }
 
 impl Default for Limits {
@@ -93,6 +97,8 @@ impl Default for Limits {
             prekeys_per_requester: 500,
             prekey_window_ms: 3600 * 1000,
             push_gateways: Vec::new(),
+            attachment_max: occ_protocol::api::MAX_ATTACHMENT_BYTES,
+            attachment_quota: 2 << 30,
         }
     }
 }
@@ -121,6 +127,8 @@ impl Limits {
             prekeys_per_requester: u32::MAX,
             prekey_window_ms: i64::MAX,
             push_gateways: Self::default().push_gateways,
+            attachment_max: occ_protocol::api::MAX_ATTACHMENT_BYTES,
+            attachment_quota: u64::MAX,
         }
     }
 }

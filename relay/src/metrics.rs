@@ -39,6 +39,10 @@ pub struct Metrics {
     /// Bundles handed out without a one-time prekey because of the hand-out
     /// limit.
     pub prekeys_withheld: AtomicU64,
+    /// Attachment bytes received.
+    pub attachment_bytes_in: AtomicU64,
+    /// Attachment bytes served.
+    pub attachment_bytes_out: AtomicU64,
 }
 
 impl Metrics {
@@ -57,7 +61,7 @@ fn render(s: &AppState) -> Result<String, RelayError> {
     let challenges = crate::api::lock(&s.used_challenges)?.len();
     let m = &s.metrics;
     let mut out = String::new();
-    let counters: [(&str, &str, &AtomicU64); 8] = [
+    let counters: [(&str, &str, &AtomicU64); 10] = [
         (
             "occ_relay_requests_total",
             "Requests answered.",
@@ -97,6 +101,16 @@ fn render(s: &AppState) -> Result<String, RelayError> {
             "occ_relay_prekeys_withheld_total",
             "Bundles served without a one-time prekey by the hand-out limit.",
             &m.prekeys_withheld,
+        ),
+        (
+            "occ_relay_attachment_bytes_in_total",
+            "Attachment bytes received.",
+            &m.attachment_bytes_in,
+        ),
+        (
+            "occ_relay_attachment_bytes_out_total",
+            "Attachment bytes served.",
+            &m.attachment_bytes_out,
         ),
     ];
     for (name, help, c) in counters {

@@ -193,6 +193,7 @@ async fn forged_senders_and_misrouted_messages_are_refused_one_by_one() {
             read_timer_ms: None,
             body: b"forged".to_vec(),
             urgent: None,
+            attachment: None,
         })
         .encode()
         .to_vec()

@@ -23,6 +23,7 @@
 //! in an `Arc`, `'static` — as the bindings' async runtime requires.
 
 mod background;
+mod files;
 mod guard;
 mod profiles;
 

@@ -236,6 +236,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         seen_ms INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 9: attachments that travel through the relay: the encrypted blob's
+    //    size and digest, the file name and thumbnail from the message, and
+    //    where the local copy stands (0 remote, 1 downloading — its bytes
+    //    reserved against the quota —, 2 present). Local-only rows are present.
+    r#"
+    ALTER TABLE attachments ADD COLUMN state INTEGER NOT NULL DEFAULT 2;
+    ALTER TABLE attachments ADD COLUMN blob_size INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attachments ADD COLUMN blob_sha256 BLOB;
+    ALTER TABLE attachments ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE attachments ADD COLUMN thumb BLOB;
+    UPDATE attachments SET blob_size = size + 5 + 16 * max(1, (size + 65535) / 65536);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -42,7 +42,7 @@ pub(crate) mod contacts;
 pub mod crypto_state;
 pub mod db;
 pub(crate) mod distributions;
-mod files;
+pub(crate) mod files;
 pub mod messages;
 pub mod migrations;
 pub(crate) mod notices;
@@ -127,6 +127,19 @@ pub enum StoreError {
     /// The caller passed something unusable.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Storing this would pass the profile's attachment quota; nothing was
+    /// written.
+    #[error(
+        "the attachment needs {needed} bytes but only {available} of the profile's {quota}-byte quota are free; nothing was written"
+    )]
+    QuotaExceeded {
+        /// Bytes this attachment needs on disk.
+        needed: u64,
+        /// Bytes still free under the quota.
+        available: u64,
+        /// The quota.
+        quota: u64,
+    },
     /// Stored crypto state could not be used.
     #[error("stored cryptographic state: {0}")]
     Crypto(#[from] CryptoError),
@@ -320,7 +333,7 @@ impl Store {
 
     /// Deletes files in the attachment directory that no row references: left
     /// by a crash between writing a file and committing its row, or between a
-    /// purge's commit and its unlink. Their keys are not in the database, so
+    /// purge's commit and its unlink (a `.part` download belongs to its row). Their keys are not in the database, so
     /// they were unreadable anyway.
     fn remove_orphan_files(&mut self) -> Result<(), StoreError> {
         let dir = self.dir.join(ATTACHMENT_DIR);
@@ -332,7 +345,12 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !stmt.exists([name])? {
+            // A partial download is kept while its row exists (it resumes).
+            let owner = match name.strip_suffix(".part") {
+                Some(base) => format!("{base}.bin"),
+                None => name.to_string(),
+            };
+            if !stmt.exists([owner])? {
                 let _ = std::fs::remove_file(entry.path());
             }
         }

@@ -197,7 +197,9 @@ impl Store {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         let dir = self.dir().join(ATTACHMENT_DIR);
         for f in &files {
-            let _ = std::fs::remove_file(dir.join(f));
+            let path = dir.join(f);
+            let _ = std::fs::remove_file(path.with_extension("part"));
+            let _ = std::fs::remove_file(path);
         }
         Ok(report)
     }

@@ -57,11 +57,13 @@ pub enum SecurityEventKind {
     OrgDocRefused,
     /// The organisation's policy refused a download, a message or a send.
     PolicyDenied,
+    /// A downloaded attachment did not match the digest in its message.
+    AttachmentTampered,
 }
 
 impl SecurityEventKind {
     /// Every kind, for listings and tests.
-    pub const ALL: [SecurityEventKind; 18] = [
+    pub const ALL: [SecurityEventKind; 19] = [
         Self::PinFailure,
         Self::RelayUnverified,
         Self::Undecryptable,
@@ -80,6 +82,7 @@ impl SecurityEventKind {
         Self::ForgedNotice,
         Self::OrgDocRefused,
         Self::PolicyDenied,
+        Self::AttachmentTampered,
     ];
 
     /// The stable snake_case name (stored, logged, shown by the CLI).
@@ -103,6 +106,7 @@ impl SecurityEventKind {
             Self::ForgedNotice => "forged_notice",
             Self::OrgDocRefused => "org_doc_refused",
             Self::PolicyDenied => "policy_denied",
+            Self::AttachmentTampered => "attachment_tampered",
         }
     }
 

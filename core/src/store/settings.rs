@@ -7,7 +7,7 @@ use super::{Store, StoreError};
 use crate::retention::effective_keep_period;
 
 impl Store {
-    fn setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    pub(super) fn setting(&self, key: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
@@ -16,7 +16,7 @@ impl Store {
             .optional()?)
     }
 
-    fn set_setting(&mut self, key: &str, value: i64) -> Result<(), StoreError> {
+    pub(super) fn set_setting(&mut self, key: &str, value: i64) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),

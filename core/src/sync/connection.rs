@@ -383,6 +383,20 @@ impl Engine {
         })
     }
 
+    /// The relay client with a session (connecting first if there is no
+    /// token), for a call that cannot be repeated by [`Engine::call`] (a
+    /// streamed download: its caller resumes instead).
+    pub(crate) async fn session_api(&self) -> Result<Arc<ApiClient>> {
+        let api = self.api()?;
+        if !api.has_token() {
+            let _gate = self.relay.connect_gate.lock().await;
+            if !api.has_token() {
+                self.connect_locked().await?;
+            }
+        }
+        Ok(api)
+    }
+
     /// Calls the relay with a session: connects first if there is no token;
     /// if the token is refused (expired, or the relay restarted),
     /// re-authenticates — re-verifying the relay — and retries once.

@@ -524,7 +524,7 @@ fn store_text(
     t: TextMessage,
     work: &Working,
 ) -> std::result::Result<ItemOutcome, Refusal> {
-    let class = crate::policy::class_of(t.urgent.is_some());
+    let class = crate::policy::class_of(t.urgent.is_some(), t.attachment.is_some());
     if let Err(reason) = crate::policy::download_allowed(work.policy.as_ref(), class, &work.device)
     {
         return Err(Refusal::refused(SecurityEventKind::PolicyDenied, reason));
@@ -602,6 +602,9 @@ fn store_text(
                 .subject(sender_user)
                 .detail(class),
         )?;
+        if let Some(a) = &t.attachment {
+            crate::store::attachments::insert_received_in(conn, &id, a)?;
+        }
         if let Some(u) = t.urgent {
             alerts::mark_received_urgent_in(conn, &id, u.ack_by_ms)?;
             if own {

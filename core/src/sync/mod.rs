@@ -17,6 +17,8 @@
 //!   countersigned heads.
 //! - `prompts`: download or decline after a push prompt; the volume alert.
 //! - `alerts`: urgent alerts — receipts queued and applied, escalation.
+//! - `attachments`: files sent through the relay (upload resumed), downloads
+//!   resumed and checked against the digest in the message, saving.
 //!
 //! # Concurrency
 //!
@@ -43,6 +45,7 @@
 //! outbox and idempotency keys make a cancelled send safe to repeat.
 
 pub(crate) mod alerts;
+pub(crate) mod attachments;
 pub(crate) mod connection;
 pub(crate) mod directory;
 pub(crate) mod incoming;
@@ -61,6 +64,7 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::store::Store;
 
+pub use attachments::{OutgoingFile, Progress, UPLOAD_ATTEMPTS};
 pub use connection::{PREKEY_BATCH, registration, registration_with_link};
 pub use directory::{ContactDevice, ContactIdentity};
 pub use incoming::{INBOX_PAGE, ItemOutcome, ItemReport, ReceiveReport, ReceivedMessage};

@@ -31,6 +31,7 @@ use crate::audit::AuditKind;
 use crate::crypto::{CryptoError, DeviceId, Session, ThreadKeys};
 use crate::error::{Error, Result};
 use crate::events::ClientEvent;
+use crate::store::attachments::PreparedAttachment;
 use crate::store::audit::{NewEntry, append_in};
 use crate::store::outbox::{self, NewOutboxRow, OutboxRow, Target};
 use crate::store::threads::{self as store_threads, OnExisting, ThreadKind};
@@ -134,6 +135,7 @@ impl Local {
         ttl_secs: u64,
         read_timer_secs: Option<u64>,
         urgent: Option<Urgency>,
+        attachment: Option<&PreparedAttachment>,
     ) -> Result<String> {
         let me = self.user()?;
         self.check_unlocked()?;
@@ -151,10 +153,11 @@ impl Local {
         let read_timer_ms = read_timer_secs
             .map(|s| checked_ms(s, max, "read timer"))
             .transpose()?;
-        if text.len() > MAX_TEXT_LEN {
+        let thumb_len = attachment.map_or(0, |a| a.reference.thumb.len());
+        if text.len() + thumb_len > MAX_TEXT_LEN {
             return Err(Error::invalid(format!(
                 "the message is {} bytes, more than {MAX_TEXT_LEN}; send it as an attachment",
-                text.len()
+                text.len() + thumb_len
             )));
         }
         let (thread_id, title, group, target) = match to {
@@ -202,6 +205,7 @@ impl Local {
             read_timer_ms,
             body: text.to_vec(),
             urgent: urgent.map(|_| occ_protocol::payload::Urgent { ack_by_ms }),
+            attachment: attachment.map(|a| Box::new(a.reference.clone())),
         })
         .encode();
         let idempotency_key = random_hex::<16>()?;
@@ -229,6 +233,9 @@ impl Local {
                 read_timer_ms,
             },
         )?;
+        if let Some(a) = attachment {
+            crate::store::attachments::insert_sent_in(&tx, &message_id, a)?;
+        }
         if urgent.is_some() {
             crate::store::alerts::mark_received_urgent_in(&tx, &message_id, ack_by_ms)?;
             crate::store::alerts::add_sent_in(
@@ -247,7 +254,10 @@ impl Local {
                 .thread(&thread_id)
                 .message(&message_id)
                 .subject(&recipients.join(","))
-                .detail(crate::policy::class_of(urgent.is_some())),
+                .detail(crate::policy::class_of(
+                    urgent.is_some(),
+                    attachment.is_some(),
+                )),
         )?;
         outbox::enqueue_in(
             &tx,
@@ -305,7 +315,8 @@ impl Engine {
         read_timer_secs: Option<u64>,
         urgent: Option<Urgency>,
     ) -> Result<String> {
-        let id = self.with_local(|l| l.enqueue(to, text, ttl_secs, read_timer_secs, urgent))?;
+        let id =
+            self.with_local(|l| l.enqueue(to, text, ttl_secs, read_timer_secs, urgent, None))?;
         self.outbox_wake.notify_one();
         Ok(id)
     }
@@ -695,7 +706,9 @@ impl Local {
             idempotency_key: row.idempotency_key.clone(),
             ttl_secs: u64::try_from(row.ttl_secs).unwrap_or(1),
             class: match &plan.carried {
-                Carried::Text(t) => crate::policy::class_of(t.urgent.is_some()).into(),
+                Carried::Text(t) => {
+                    crate::policy::class_of(t.urgent.is_some(), t.attachment.is_some()).into()
+                }
                 Carried::Members(_) => "control".into(),
                 Carried::Receipt => "receipt".into(),
             },

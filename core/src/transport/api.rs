@@ -606,6 +606,95 @@ impl ApiClient {
             .await
     }
 
+    /// Announces an attachment upload (or finds where it stands).
+    pub async fn create_attachment(
+        &self,
+        req: &AttachmentCreate,
+    ) -> Result<AttachmentStatus, TransportError> {
+        self.post("/attachments", req, true).await
+    }
+
+    /// Where an attachment upload stands.
+    pub async fn attachment_status(&self, id: &str) -> Result<AttachmentStatus, TransportError> {
+        self.get(
+            &format!("/attachments/{id}/status"),
+            Duration::from_secs(30),
+            MAX_ANSWER_BYTES,
+        )
+        .await
+    }
+
+    /// Uploads one piece of an attachment at `offset`.
+    pub async fn put_attachment_piece(
+        &self,
+        id: &str,
+        offset: u64,
+        piece: Vec<u8>,
+    ) -> Result<AttachmentStatus, TransportError> {
+        let req = self.bearer(
+            self.http
+                .put(self.url_for(&format!("/attachments/{id}?offset={offset}")))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(piece)
+                .timeout(Duration::from_secs(120)),
+        )?;
+        let resp = req.send().await.map_err(|e| self.map_send_error(e))?;
+        self.read(resp, MAX_ANSWER_BYTES).await
+    }
+
+    /// Streams an attachment blob from byte `from` into `sink`, chunk by
+    /// chunk, refusing more than `size - from` bytes or an answer that does
+    /// not start where asked. An interrupted stream is a
+    /// [`TransportError::Network`] after the bytes already handed over.
+    pub async fn download_attachment(
+        &self,
+        id: &str,
+        from: u64,
+        size: u64,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<(), TransportError> + Send),
+    ) -> Result<u64, TransportError> {
+        let mut req = self
+            .http
+            .get(self.url_for(&format!("/attachments/{id}")))
+            .timeout(Duration::from_secs(1800));
+        if from > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        let mut resp = self
+            .bearer(req)?
+            .send()
+            .await
+            .map_err(|e| self.map_send_error(e))?;
+        let status = resp.status().as_u16();
+        if !(status == 200 && from == 0 || status == 206 && from > 0) {
+            if resp.status().is_success() {
+                return Err(TransportError::InvalidResponse(format!(
+                    "the relay answered {status} to a download from byte {from}"
+                )));
+            }
+            return self
+                .read::<serde_json::Value>(resp, MAX_ANSWER_BYTES)
+                .await
+                .map(|_| 0);
+        }
+        let expected = size.saturating_sub(from);
+        let mut got = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| TransportError::Network(error_chain(&e)))?
+        {
+            got += chunk.len() as u64;
+            if got > expected {
+                return Err(TransportError::InvalidResponse(
+                    "the relay sent more bytes than the attachment has".into(),
+                ));
+            }
+            sink(&chunk)?;
+        }
+        Ok(got)
+    }
+
     /// One queued message by relay id ([`TransportError::Gone`] once expired).
     pub async fn fetch(&self, id: &str) -> Result<InboxItem, TransportError> {
         self.get(

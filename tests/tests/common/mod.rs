@@ -421,6 +421,7 @@ impl RawDevice {
             read_timer_ms: None,
             body: body.as_bytes().to_vec(),
             urgent: None,
+            attachment: None,
         })
         .encode()
         .to_vec()

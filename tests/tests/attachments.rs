@@ -1,0 +1,485 @@
+//! Attachments through a real relay: resume after a cut download, a byte
+//! changed on the relay refused, the relay's copy gone (410, no file) after
+//! the TTL and the device copy crypto-shredded after the purge, quotas on
+//! both sides, the relay's refusals of what another party may try.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{Env, count, to};
+use occ_core::transport::TransportError;
+use occ_core::{Client, Error, OutgoingFile, SecurityEventKind};
+use occ_protocol::api::AttachmentCreate;
+use sha2::{Digest, Sha256};
+
+/// A file of `len` pseudo-random bytes; returns its path and SHA-256.
+fn make_file(dir: &Path, name: &str, len: usize) -> (PathBuf, [u8; 32]) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, &data).unwrap();
+    (path, Sha256::digest(&data).into())
+}
+
+fn file(path: &Path) -> OutgoingFile {
+    OutgoingFile {
+        path: path.to_path_buf(),
+        mime: "application/octet-stream".into(),
+        name: None,
+        thumb: b"tiny preview".to_vec(),
+    }
+}
+
+fn none(_: u64, _: u64) {}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every page of a profile's database as SQLCipher decrypts it (free pages
+/// included): the device holder with the key looking for a shredded key.
+fn decrypted_pages(env: &Env, name: &str) -> Vec<u8> {
+    let db = env.client_db(name);
+    let mut stmt = db
+        .prepare("SELECT data FROM sqlite_dbpage ORDER BY pgno")
+        .unwrap();
+    let pages = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
+    pages.flat_map(|p| p.unwrap()).collect()
+}
+
+fn file_key(env: &Env, name: &str, id: &str) -> Vec<u8> {
+    env.client_db(name)
+        .query_row(
+            "SELECT file_key FROM attachments WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+struct Rig {
+    env: Env,
+    alice: Client,
+    bob: Client,
+    files: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
+    let env = Env::start().await;
+    let alice = env.client("alice").await;
+    let bob = env.client("bob").await;
+    Rig {
+        env,
+        alice,
+        bob,
+        files: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Rig {
+    /// Alice sends a file of `len` bytes to bob, who receives the message;
+    /// returns (message id, attachment id, file SHA-256).
+    async fn send(&self, len: usize, ttl: u64) -> (String, String, [u8; 32]) {
+        let (path, sha) = make_file(self.files.path(), &format!("f{len}.bin"), len);
+        let id = self
+            .alice
+            .send_file(to("bob"), file(&path), b"see attached".to_vec(), ttl, &none)
+            .await
+            .unwrap();
+        self.alice.flush().await.unwrap();
+        self.bob.receive(0).await.unwrap();
+        let atts = self.bob.attachments(&id).await.unwrap();
+        assert_eq!(atts.len(), 1);
+        assert!(!atts[0].downloaded);
+        assert_eq!(atts[0].size, len as u64);
+        assert_eq!(atts[0].thumb, b"tiny preview");
+        assert_eq!(atts[0].name, format!("f{len}.bin"));
+        (id, atts[0].id.clone(), sha)
+    }
+
+    fn saved_sha(&self, client: &Client, id: &str) -> impl std::future::Future<Output = [u8; 32]> {
+        let dest = self
+            .files
+            .path()
+            .join(format!("saved-{id}-{}", rand_suffix()));
+        async move {
+            client.save_attachment(id, &dest, &none).await.unwrap();
+            let bytes = std::fs::read(&dest).unwrap();
+            Sha256::digest(&bytes).into()
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    let mut b = [0u8; 4];
+    getrandom(&mut b);
+    hex::encode(b)
+}
+
+fn getrandom(b: &mut [u8]) {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = (t >> (i * 8)) as u8;
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_download_resumes_where_it_stopped() {
+    let r = rig().await;
+    let len = 3 << 20;
+    let (_, att, sha) = r.send(len, 600).await;
+    r.env
+        .hooks
+        .attachment_cut_after
+        .store(1 << 20, Ordering::SeqCst);
+    let e = r.bob.download_attachment(&att, &none).await.unwrap_err();
+    assert!(matches!(e, Error::Network { .. }), "{e:?}");
+    let dir = r.env.profile_dir("bob").join("attachments");
+    let part = files_in(&dir)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "part"))
+        .expect("the partial download is kept");
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(
+        kept > 512 << 10 && kept <= 1 << 20,
+        "kept {kept} bytes of what arrived before the cut"
+    );
+    // The partial file survives a restart of the app.
+    r.bob.close();
+    let bob = r.env.reopen("bob");
+    assert!(part.exists());
+    let first = Mutex::new(None);
+    let seen = |done: u64, _total: u64| {
+        first.lock().unwrap().get_or_insert(done);
+    };
+    bob.download_attachment(&att, &seen).await.unwrap();
+    assert_eq!(
+        first.lock().unwrap().unwrap(),
+        kept,
+        "the second attempt starts where the first stopped"
+    );
+    assert!(!part.exists());
+    assert_eq!(r.saved_sha(&bob, &att).await, sha);
+}
+
+#[tokio::test]
+async fn a_byte_changed_on_the_relay_is_refused_and_recorded() {
+    let r = rig().await;
+    let (msg, att, _) = r.send(200_000, 600).await;
+    // The relay operator flips one byte of the stored blob.
+    let blob = r.env.relay_dir.join("attachments").join(&att);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[100_000] ^= 1;
+    std::fs::write(&blob, &bytes).unwrap();
+    let e = r.bob.download_attachment(&att, &none).await.unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    let events = r.bob.security_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == SecurityEventKind::AttachmentTampered)
+    );
+    let dir = r.env.profile_dir("bob").join("attachments");
+    assert!(files_in(&dir).is_empty(), "nothing of the bad blob is kept");
+    assert!(!r.bob.attachments(&msg).await.unwrap()[0].downloaded);
+    let (_, used) = r.bob.attachment_quota().await.unwrap();
+    assert_eq!(used, 0, "the reservation is released");
+    // The message itself is untouched, and a repaired blob downloads.
+    bytes[100_000] ^= 1;
+    std::fs::write(&blob, &bytes).unwrap();
+    r.bob.download_attachment(&att, &none).await.unwrap();
+    assert!(r.bob.attachments(&msg).await.unwrap()[0].downloaded);
+}
+
+#[tokio::test]
+async fn after_the_ttl_the_relay_answers_410_and_purges_and_devices_shred() {
+    let r = rig().await;
+    let (msg, att, sha) = r.send(300_000, 3).await;
+    r.bob.download_attachment(&att, &none).await.unwrap();
+    assert_eq!(r.saved_sha(&r.bob, &att).await, sha);
+    let keys = [
+        file_key(&r.env, "alice", &att),
+        file_key(&r.env, "bob", &att),
+    ];
+    let blob_file = r.env.relay_dir.join("attachments").join(&att);
+    assert!(blob_file.exists());
+    let mallory = r.env.raw_device("mallory").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // The relay refuses it and its purge (every 200 ms here) deletes it.
+    let got = mallory
+        .api
+        .download_attachment(&att, 0, 1 << 20, &mut |_| Ok(()))
+        .await;
+    assert!(matches!(got, Err(TransportError::Gone)), "{got:?}");
+    let status = mallory.api.attachment_status(&att).await;
+    assert!(matches!(status, Err(TransportError::Gone)), "{status:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while blob_file.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!blob_file.exists(), "the relay holds no file");
+    assert!(files_in(&r.env.relay_dir.join("attachments")).is_empty());
+    // On both devices the purge removes the file and the key.
+    for (name, client, key) in [("alice", &r.alice, &keys[0]), ("bob", &r.bob, &keys[1])] {
+        let dir = r.env.profile_dir(name).join("attachments");
+        assert_eq!(
+            files_in(&dir).len(),
+            1,
+            "{name} holds its copy until the purge"
+        );
+        assert!(contains(&decrypted_pages(&r.env, name), key));
+        let report = client.purge().await.unwrap();
+        assert_eq!(report.attachments, 1, "{name}");
+        assert!(
+            files_in(&dir).is_empty(),
+            "{name}: raw scan of the attachments folder"
+        );
+        assert!(
+            !contains(&decrypted_pages(&r.env, name), key),
+            "{name}: the key is in no page of the database"
+        );
+        assert!(matches!(
+            client.attachments(&msg).await,
+            Err(Error::NotFound { .. } | Error::Expired)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn over_quota_is_a_clear_error_and_nothing_is_half_written() {
+    let r = rig().await;
+    // Sender side: nothing stored, nothing queued, nothing uploaded.
+    r.alice.set_attachment_quota(100_000).await.unwrap();
+    let (path, _) = make_file(r.files.path(), "big.bin", 200_000);
+    let e = r
+        .alice
+        .send_file(to("bob"), file(&path), Vec::new(), 600, &none)
+        .await
+        .unwrap_err();
+    match &e {
+        Error::QuotaExceeded {
+            needed,
+            available,
+            quota,
+        } => {
+            assert!(*needed > 200_000);
+            assert_eq!((*available, *quota), (100_000, 100_000));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("quota"), "{e}");
+    assert!(files_in(&r.env.profile_dir("alice").join("attachments")).is_empty());
+    assert_eq!(r.alice.outbox_len().await.unwrap(), 0);
+    assert!(r.alice.threads().await.unwrap().is_empty());
+    assert_eq!(
+        count(&r.env.relay_db(), "SELECT count(*) FROM attachments"),
+        0
+    );
+    // Receiver side: the message stays, the file is not fetched.
+    r.alice.set_attachment_quota(10 << 20).await.unwrap();
+    let (msg, att, sha) = r.send(150_000, 600).await;
+    r.bob.set_attachment_quota(100_000).await.unwrap();
+    let e = r.bob.download_attachment(&att, &none).await.unwrap_err();
+    assert!(matches!(e, Error::QuotaExceeded { .. }), "{e:?}");
+    assert!(files_in(&r.env.profile_dir("bob").join("attachments")).is_empty());
+    assert!(!r.bob.attachments(&msg).await.unwrap()[0].downloaded);
+    assert_eq!(r.bob.attachment_quota().await.unwrap(), (100_000, 0));
+    r.bob.set_attachment_quota(1 << 20).await.unwrap();
+    r.bob.download_attachment(&att, &none).await.unwrap();
+    assert_eq!(r.saved_sha(&r.bob, &att).await, sha);
+    let (_, used) = r.bob.attachment_quota().await.unwrap();
+    assert!(used > 150_000);
+}
+
+#[tokio::test]
+async fn the_relay_refuses_what_other_parties_try_with_blobs() {
+    let r = rig().await;
+    let (_, att, _) = r.send(10_000, 600).await;
+    let mut mallory = r.env.raw_device("mallory").await;
+    let create = |id: &str, size: u64| AttachmentCreate {
+        id: id.into(),
+        size,
+        ttl_secs: 60,
+    };
+    // Taking over alice's blob id, or writing into it.
+    let e = mallory.api.create_attachment(&create(&att, 10_060)).await;
+    assert!(
+        matches!(e, Err(TransportError::Rejected { status: 409, .. })),
+        "{e:?}"
+    );
+    let e = mallory.api.put_attachment_piece(&att, 0, vec![0; 10]).await;
+    assert!(matches!(e, Err(TransportError::NotFound(_))), "{e:?}");
+    // Own upload: wrong offset, past the size, incomplete download.
+    let id = "00112233445566778899aabbccddeeff";
+    let s = mallory
+        .api
+        .create_attachment(&create(id, 100))
+        .await
+        .unwrap();
+    assert_eq!((s.received, s.size), (0, 100));
+    let e = mallory.api.put_attachment_piece(id, 5, vec![1; 10]).await;
+    assert!(
+        matches!(e, Err(TransportError::Rejected { status: 409, .. })),
+        "{e:?}"
+    );
+    let e = mallory.api.put_attachment_piece(id, 0, vec![1; 101]).await;
+    assert!(
+        matches!(e, Err(TransportError::Rejected { status: 413, .. })),
+        "{e:?}"
+    );
+    let s = mallory
+        .api
+        .put_attachment_piece(id, 0, vec![1; 60])
+        .await
+        .unwrap();
+    assert_eq!(s.received, 60);
+    let e = mallory
+        .api
+        .download_attachment(id, 0, 100, &mut |_| Ok(()))
+        .await;
+    assert!(
+        matches!(e, Err(TransportError::Rejected { status: 409, .. })),
+        "{e:?}"
+    );
+    // Resuming an upload continues where the relay stands.
+    let s = mallory
+        .api
+        .create_attachment(&create(id, 100))
+        .await
+        .unwrap();
+    assert_eq!(s.received, 60);
+    mallory
+        .api
+        .put_attachment_piece(id, 60, vec![2; 40])
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    mallory
+        .api
+        .download_attachment(id, 50, 100, &mut |c| {
+            got.extend_from_slice(c);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, [vec![1u8; 10], vec![2u8; 40]].concat());
+    // Bad ids, sizes and TTLs.
+    for (id, size, ttl) in [
+        ("0011", 10, 60),
+        ("00112233445566778899AABBCCDDEEFF", 10, 60),
+        ("ffffffffffffffffffffffffffffffff", 0, 60),
+        ("ffffffffffffffffffffffffffffffff", 10, 0),
+    ] {
+        let e = mallory
+            .api
+            .create_attachment(&AttachmentCreate {
+                id: id.into(),
+                size,
+                ttl_secs: ttl,
+            })
+            .await;
+        assert!(
+            matches!(e, Err(TransportError::Rejected { status: 400, .. })),
+            "{id} {e:?}"
+        );
+    }
+    let e = mallory
+        .api
+        .create_attachment(&create("ffffffffffffffffffffffffffffffff", 1 << 40))
+        .await;
+    assert!(
+        matches!(e, Err(TransportError::Rejected { status: 413, .. })),
+        "{e:?}"
+    );
+    let _ = &mut mallory;
+}
+
+#[tokio::test]
+async fn the_relay_bounds_each_device_s_live_attachment_bytes() {
+    let env = Env::start_with(|c| c.limits.attachment_quota = 1000).await;
+    let mallory = env.raw_device("mallory").await;
+    let mk = |n: u8, size| AttachmentCreate {
+        id: format!("{:032x}", n),
+        size,
+        ttl_secs: 60,
+    };
+    mallory.api.create_attachment(&mk(1, 600)).await.unwrap();
+    let e = mallory.api.create_attachment(&mk(2, 401)).await;
+    assert!(
+        matches!(e, Err(TransportError::Server { status: 507, .. })),
+        "{e:?}"
+    );
+    mallory.api.create_attachment(&mk(3, 400)).await.unwrap();
+    // Another device is not affected by mallory's use.
+    let other = env.raw_device("olga").await;
+    other.api.create_attachment(&mk(4, 1000)).await.unwrap();
+}
+
+#[tokio::test]
+async fn policy_limits_attachment_size_and_download() {
+    use occ_protocol::org::{ClassRule, OrgPolicy};
+    let env = Env::start().await;
+    let org = common::org_key();
+    let alice = common::member(&env, &org, "alice").await;
+    let bob = common::member(&env, &org, "bob").await;
+    common::certify_and_install(&org, &alice, "alice").await;
+    common::certify_and_install(&org, &bob, "bob").await;
+    let files = tempfile::tempdir().unwrap();
+    let (path, _) = make_file(files.path(), "a.bin", 5000);
+    let policy = OrgPolicy {
+        version: 1,
+        max_attachment_bytes: Some(4000),
+        classes: vec![ClassRule {
+            class: "file".into(),
+            download: false,
+            export: true,
+            devices: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    occ_relay::admin::publish_policy(&env.relay_dir, &org, &policy).unwrap();
+    alice.org_sync().await.unwrap();
+    bob.org_sync().await.unwrap();
+    let e = alice
+        .send_file(to("bob"), file(&path), Vec::new(), 600, &none)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::PolicyDenied { .. }), "{e:?}");
+    assert!(files_in(&env.profile_dir("alice").join("attachments")).is_empty());
+    let (small, _) = make_file(files.path(), "s.bin", 3000);
+    let id = alice
+        .send_file(to("bob"), file(&small), Vec::new(), 600, &none)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    bob.receive(0).await.unwrap();
+    // The inbox refuses the class `file` on bob's device; nothing stored.
+    assert!(bob.attachments(&id).await.is_err());
+}
