@@ -25,6 +25,14 @@ import org.occ.ProfileManager
 import org.occ.SecurityEventKind
 import org.occ.Trust
 import org.occ.verifyNotice
+import org.occ.verifyExport
+import org.occ.DlpAction
+import org.occ.DlpRules
+import org.occ.ExportEncryption
+import org.occ.ExportOptions
+import org.occ.ExportScope
+import org.occ.OutgoingFile
+import org.occ.ProgressListener
 import org.occ.defaultSyncOptions
 import org.occ.directTo
 import org.occ.enrolOptions
@@ -55,6 +63,8 @@ fun main() = runTests(
         "a linked second device receives too and shows what the first sent" to ::linkedDevices,
         "an urgent alert comes back acknowledged; the audit trail verifies" to ::urgentAlert,
         "a forged push notice gets no prompt and is audited" to ::forgedNotice,
+        "a file goes through the relay with progress; quota is a typed error" to ::attachments,
+        "an encrypted export verifies; a changed byte or a card number is refused" to ::exports,
     ),
 )
 
@@ -425,5 +435,87 @@ suspend fun forgedNotice(relay: Relay) {
         expectThrows<OccException.Untrusted> { verifyNotice(dir, key, forged.toByteArray()) }
         expectThrows<OccException.InvalidInput> { verifyNotice(dir, key, "not a notice".toByteArray()) }
         expectEqual(2, bob.auditEntries(0u, 100u).count { it.kind == "forged_notice" }, "audited")
+    }
+}
+
+/** Records every progress report. */
+class Progress : ProgressListener {
+    val seen = CopyOnWriteArrayList<Pair<ULong, ULong>>()
+    override fun onProgress(done: ULong, total: ULong) {
+        seen.add(done to total)
+    }
+    fun check(what: String) {
+        check(seen.isNotEmpty()) { "$what: no progress reported" }
+        check(seen.zipWithNext().all { (a, b) -> a.first <= b.first || a.second != b.second }) { "$what: progress went back: $seen" }
+        val (done, total) = seen.last()
+        check(done == total && total > 0uL) { "$what: ended at $done of $total" }
+    }
+}
+
+suspend fun attachments(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            val bytes = ByteArray(3 shl 20) { (it * 31 + 7).toByte() }
+            val src = java.io.File(tempDir("att"), "scene.jpg").apply { writeBytes(bytes) }
+            val up = Progress()
+            val id = alice.sendFile(directTo(b), OutgoingFile(src.path, "image/jpeg", null, "thumb".toByteArray()),
+                "scene".toByteArray(), 600u, up)
+            up.check("upload")
+            alice.flush()
+            bob.receive(0u)
+            val att = bob.attachments(id).single()
+            expectEqual("scene.jpg", att.name, "name")
+            expectEqual(bytes.size.toULong(), att.size, "size")
+            check(!att.downloaded) { "not downloaded yet" }
+            expectEqual("thumb", String(att.thumb), "thumbnail")
+            // Over the quota: a typed error, nothing fetched.
+            bob.setAttachmentQuota(1000u)
+            val e = expectThrows<OccException.QuotaExceeded> { bob.downloadAttachment(att.id, null) }
+            check(e.needed > 1000uL) { "needed: ${e.needed}" }
+            check(!bob.attachments(id).single().downloaded) { "nothing downloaded" }
+            bob.setAttachmentQuota(100uL shl 20)
+            val down = Progress()
+            bob.downloadAttachment(att.id, down)
+            down.check("download")
+            val dest = java.io.File(tempDir("saved"), "scene.jpg")
+            expectEqual(bytes.size.toULong(), bob.saveAttachment(att.id, dest.path, null), "saved size")
+            check(dest.readBytes().contentEquals(bytes)) { "the saved file is the sent file" }
+            check(bob.attachmentQuota().used > bytes.size.toULong()) { "quota use counts the file" }
+        }
+    }
+}
+
+suspend fun exports(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            alice.send(directTo(b), "card 4111 1111 1111 1111".toByteArray(), 600u, null)
+            alice.flush()
+            val thread = bob.receive(0u).received.single().threadId
+            val dir = java.io.File(tempDir("export"), "out")
+            val progress = Progress()
+            val report = bob.export(ExportScope.Thread(thread), dir.path,
+                ExportOptions(ExportEncryption.Passphrase("correct horse battery"), null, false), progress)
+            progress.check("export")
+            expectEqual("passphrase", report.encryption, "encryption")
+            val v = verifyExport(dir.path)
+            expectEqual(bob.deviceId(), v.deviceId, "signed by bob's device")
+            expectEqual(1uL, v.messages, "messages")
+            val archive = java.io.File(dir, "export.tar.age")
+            val raw = archive.readBytes()
+            raw[raw.size - 5] = (raw[raw.size - 5].toInt() xor 1).toByte()
+            archive.writeBytes(raw)
+            expectThrows<OccException.Untrusted> { verifyExport(dir.path) }
+            val blocked = java.io.File(tempDir("export"), "blocked")
+            expectThrows<OccException.PolicyDenied> {
+                bob.export(ExportScope.Thread(thread), blocked.path,
+                    ExportOptions(ExportEncryption.None, DlpRules(true, listOf(), DlpAction.BLOCK), false), null)
+            }
+            check(!blocked.exists()) { "nothing written" }
+            expectEqual(1, bob.auditEntries(0u, 1000u).count { it.kind == "exported" }, "audited once")
+        }
     }
 }
