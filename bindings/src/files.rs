@@ -47,8 +47,8 @@ pub struct Attachment {
     pub size: u64,
     /// MIME type.
     pub mime: String,
-    /// SHA-256 of the plaintext, hex.
-    pub sha256: String,
+    /// SHA-256 of the encrypted blob, hex (what the sender committed to).
+    pub blob_sha256: String,
     /// File name given by the sender.
     pub name: String,
     /// Preview.
@@ -192,7 +192,7 @@ impl Client {
                 message_id: a.message_id,
                 size: a.size,
                 mime: a.mime,
-                sha256: hex::encode(a.sha256),
+                blob_sha256: hex::encode(a.blob_sha256),
                 name: a.name,
                 thumb: a.thumb,
                 downloaded: a.downloaded,

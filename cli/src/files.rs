@@ -154,7 +154,7 @@ pub(crate) async fn attachment(client: &Client, command: &AttachmentCommand) -> 
                             "name": a.name,
                             "mime": a.mime,
                             "size": a.size,
-                            "sha256": hex::encode(a.sha256),
+                            "blob_sha256": hex::encode(a.blob_sha256),
                             "downloaded": a.downloaded,
                         })
                     );

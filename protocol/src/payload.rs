@@ -16,14 +16,16 @@
 //!
 //! ```text
 //! 1 ack_by_ms?                                   urgent alert
-//! 2 id key(32) blob_sha256(32) sha256(32) size:u64 mime name thumb   attachment
+//! 2 id key(32) blob_sha256(32) size:u64 mime name thumb   attachment
 //! ```
 //!
 //! The attachment extension is everything a recipient needs to fetch and
 //! open the file: the relay's blob id, the per-file key, the SHA-256 of the
-//! encrypted blob (checked before anything is decrypted, so a byte changed
-//! on the relay is refused) and of the plaintext, its size, MIME type,
-//! file name and an optional small thumbnail. A receipt names the message
+//! encrypted blob (checked before the file is accepted, so a byte changed
+//! on the relay is refused — and every recipient gets the very bytes the
+//! sender committed to), the plaintext size, MIME type, file name and an
+//! optional small thumbnail. No plaintext digest: each chunk is
+//! authenticated by the AEAD under the key in this message. A receipt names the message
 //! by its sender-scoped id, the same on every device.
 //!
 //! Strings are `u32`-length-prefixed UTF-8 with per-field limits; options are
@@ -104,8 +106,6 @@ pub struct AttachmentRef {
     pub key: Zeroizing<[u8; 32]>,
     /// SHA-256 of the encrypted blob as uploaded.
     pub blob_sha256: [u8; 32],
-    /// SHA-256 of the plaintext.
-    pub sha256: [u8; 32],
     /// Plaintext size in bytes.
     pub size: u64,
     /// MIME type ([`valid_mime`]).
@@ -300,7 +300,6 @@ fn read_attachment(r: &mut Reader<'_>) -> Result<AttachmentRef, WireError> {
     let id = read_id(r, "attachment_id", 32, crate::api::valid_attachment_id)?;
     let key = Zeroizing::new(r.array::<32>("attachment_key")?);
     let blob_sha256 = r.array::<32>("blob_sha256")?;
-    let sha256 = r.array::<32>("sha256")?;
     let size = r.u64("size")?;
     if size > i64::MAX as u64 {
         return Err(WireError::Invalid { field: "size" });
@@ -312,7 +311,6 @@ fn read_attachment(r: &mut Reader<'_>) -> Result<AttachmentRef, WireError> {
         id,
         key,
         blob_sha256,
-        sha256,
         size,
         mime,
         name,
@@ -349,7 +347,6 @@ impl Payload {
                         .var_bytes(a.id.as_bytes())
                         .raw(&a.key[..])
                         .raw(&a.blob_sha256)
-                        .raw(&a.sha256)
                         .u64(a.size)
                         .var_bytes(a.mime.as_bytes())
                         .var_bytes(a.name.as_bytes())
@@ -474,7 +471,6 @@ mod tests {
             id: "0123456789abcdef0123456789abcdef".into(),
             key: Zeroizing::new([4; 32]),
             blob_sha256: [5; 32],
-            sha256: [6; 32],
             size: 1234,
             mime: "image/jpeg".into(),
             name: "site.jpg".into(),

@@ -204,6 +204,15 @@ pub(crate) async fn put_piece(
     if body.is_empty() {
         return Ok(Json(status(&row)));
     }
+    let fail = s
+        .hooks
+        .attachment_fail_piece
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok_and(|n| n == 1);
+    let lost = || RelayError::Busy("the answer was lost (test hook)".into());
+    if fail && !s.hooks.attachment_fail_stored.load(Ordering::SeqCst) {
+        return Err(lost());
+    }
     if !lock(&s.uploading)?.insert(id.clone()) {
         return Err(RelayError::Conflict(
             "another piece of this upload is being written; retry".into(),
@@ -219,6 +228,9 @@ pub(crate) async fn put_piece(
     lock(&s.uploading)?.remove(&id);
     recorded?;
     crate::metrics::Metrics::add(&s.metrics.attachment_bytes_in, end - at);
+    if fail {
+        return Err(lost());
+    }
     Ok(Json(AttachmentStatus {
         received: end,
         ..status(&row)

@@ -202,6 +202,12 @@ pub struct Hooks {
     /// When non-zero, an attachment download ends abruptly after this many
     /// bytes (a connection lost mid-download), once; then it resets.
     pub attachment_cut_after: AtomicU64,
+    /// When non-zero, the N-th next attachment piece is answered 503 (a lost
+    /// answer): after storing it when `attachment_fail_stored` is set,
+    /// without storing it otherwise.
+    pub attachment_fail_piece: AtomicU64,
+    /// See `attachment_fail_piece`.
+    pub attachment_fail_stored: AtomicBool,
 }
 
 /// How to run a relay.

@@ -147,7 +147,11 @@ fn run_child(
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{role} child failed: {text}");
+    assert!(
+        out.status.success(),
+        "{role} child failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let field = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k))

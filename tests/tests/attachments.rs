@@ -483,3 +483,28 @@ async fn policy_limits_attachment_size_and_download() {
     // The inbox refuses the class `file` on bob's device; nothing stored.
     assert!(bob.attachments(&id).await.is_err());
 }
+
+#[tokio::test]
+async fn an_interrupted_upload_resumes_and_the_digest_covers_every_byte() {
+    let r = rig().await;
+    for (n, stored) in [(2u64, false), (3, true)] {
+        // The n-th piece's answer is lost, after or before the relay kept it.
+        r.env
+            .hooks
+            .attachment_fail_stored
+            .store(stored, Ordering::SeqCst);
+        r.env.hooks.attachment_fail_piece.store(n, Ordering::SeqCst);
+        let len = (4 << 20) + n as usize;
+        let (msg, att, sha) = r.send(len, 600).await;
+        assert_eq!(r.env.hooks.attachment_fail_piece.load(Ordering::SeqCst), 0);
+        let blob = std::fs::read(r.env.relay_dir.join("attachments").join(&att)).unwrap();
+        let committed = r.bob.attachments(&msg).await.unwrap()[0].blob_sha256;
+        assert_eq!(
+            committed,
+            <[u8; 32]>::from(Sha256::digest(&blob)),
+            "stored={stored}"
+        );
+        r.bob.download_attachment(&att, &none).await.unwrap();
+        assert_eq!(r.saved_sha(&r.bob, &att).await, sha);
+    }
+}

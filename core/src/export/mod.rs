@@ -184,8 +184,8 @@ pub(crate) struct RecordAttachment {
     pub(crate) name: String,
     pub(crate) mime: String,
     pub(crate) size: u64,
-    pub(crate) sha256: String,
-    /// Where it is in the export; `None` when it was not downloaded.
+    /// Where it is in the export (the manifest holds its SHA-256); `None`
+    /// when it was not downloaded.
     pub(crate) path: Option<String>,
 }
 

@@ -108,7 +108,6 @@ impl Local {
                         name: name.unwrap_or_default(),
                         mime: a.mime,
                         size: a.size,
-                        sha256: hex::encode(a.sha256),
                         path,
                     })
                 }

@@ -14,10 +14,17 @@
 //! Chunks (64 KiB) let large voice and video files stream: [`seal_stream`]
 //! and [`open_stream`] hold two chunks at a time, whatever the file size.
 //! The `last` flag in the nonce detects truncation and the index detects
-//! reordering. The key is unique per file, so nonces never repeat. The
-//! plaintext SHA-256 is stored and checked on read; a downloaded blob's
-//! SHA-256 (carried in the end-to-end message) is checked before the file
-//! is accepted, so a byte changed on the relay is refused at once.
+//! reordering. The key is unique per file, so nonces never repeat. Each
+//! chunk is authenticated by the AEAD, so reading needs no separate digest
+//! (and sealing and opening run at the AEAD's own speed). The SHA-256 of
+//! the whole encrypted blob, computed by the sender as it uploads and
+//! carried in the end-to-end message, is checked on download before the
+//! file is accepted: a byte changed on the relay is refused at once, and
+//! every recipient holds the very bytes the sender committed to.
+//!
+//! Deviation from the earlier store (schema ≤ 8): the `sha256` column held
+//! the plaintext digest, checked on read; since schema 9 it holds the
+//! blob's digest (zero for a local-only file) and reads rely on the AEAD.
 //!
 //! A sent attachment's local copy is the uploaded blob itself (same key);
 //! a received one is the downloaded blob. Rows move remote (0) →
@@ -72,8 +79,8 @@ pub struct AttachmentInfo {
     pub size: u64,
     /// MIME type.
     pub mime: String,
-    /// SHA-256 of the plaintext.
-    pub sha256: [u8; 32],
+    /// SHA-256 of the encrypted blob (as the sender committed to it).
+    pub blob_sha256: [u8; 32],
     /// File name given by the sender (empty for a local-only attachment).
     pub name: String,
     /// The small preview the sender attached (empty: none).
@@ -93,12 +100,8 @@ pub fn sealed_len(plain_len: u64) -> u64 {
 pub struct Sealed {
     /// Plaintext bytes.
     pub size: u64,
-    /// SHA-256 of the plaintext.
-    pub sha256: [u8; 32],
     /// Encrypted bytes written.
     pub blob_size: u64,
-    /// SHA-256 of the encrypted bytes.
-    pub blob_sha256: [u8; 32],
 }
 
 fn nonce(index: u64, last: bool) -> chacha20poly1305::Nonce {
@@ -145,13 +148,10 @@ pub fn seal_stream(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Sealed, StoreError> {
     let c = cipher(key);
-    let mut plain_hash = Sha256::new();
-    let mut blob_hash = Sha256::new();
     let mut header = [0u8; HEADER_LEN];
     header[0] = FILE_VERSION;
     header[1..].copy_from_slice(&(CHUNK_SIZE as u32).to_be_bytes());
     out.write_all(&header).map_err(write_err)?;
-    blob_hash.update(header);
     let mut cur = Zeroizing::new(vec![0u8; SEALED_CHUNK]);
     let mut next = Zeroizing::new(vec![0u8; SEALED_CHUNK]);
     let mut cur_len = read_full(input, &mut cur[..CHUNK_SIZE]).map_err(read_err)?;
@@ -170,7 +170,6 @@ pub fn seal_stream(
                 "the attachment is larger than the {MAX_ATTACHMENT_LEN}-byte limit"
             )));
         }
-        plain_hash.update(&cur[..cur_len]);
         let tag = c
             .encrypt_inout_detached(
                 &nonce(index, last),
@@ -181,7 +180,6 @@ pub fn seal_stream(
         cur[cur_len..cur_len + TAG_LEN].copy_from_slice(&tag);
         let sealed = &cur[..cur_len + TAG_LEN];
         out.write_all(sealed).map_err(write_err)?;
-        blob_hash.update(sealed);
         progress(size);
         if last {
             break;
@@ -192,23 +190,21 @@ pub fn seal_stream(
     }
     Ok(Sealed {
         size,
-        sha256: plain_hash.finalize().into(),
         blob_size: sealed_len(size),
-        blob_sha256: blob_hash.finalize().into(),
     })
 }
 
 /// Decrypts the file format from `input` onto `out`, chunk by chunk; any
 /// tampering, truncation, trailing bytes or wrong key is an error (the bytes
 /// written before it are the caller's to discard). Returns the plaintext
-/// size and SHA-256.
+/// size.
 pub fn open_stream(
     key: &[u8; 32],
     id: &str,
     input: &mut dyn Read,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
-) -> Result<(u64, [u8; 32]), StoreError> {
+) -> Result<u64, StoreError> {
     let bad = || StoreError::Corrupt("attachment file fails authentication".into());
     let mut header = [0u8; HEADER_LEN];
     if read_full(input, &mut header).map_err(read_err)? != HEADER_LEN
@@ -218,7 +214,6 @@ pub fn open_stream(
         return Err(bad());
     }
     let c = cipher(key);
-    let mut hash = Sha256::new();
     let mut cur = Zeroizing::new(vec![0u8; SEALED_CHUNK]);
     let mut next = Zeroizing::new(vec![0u8; SEALED_CHUNK]);
     let mut cur_len = read_full(input, &mut cur).map_err(read_err)?;
@@ -238,7 +233,6 @@ pub fn open_stream(
         let tag = chacha20poly1305::Tag::try_from(&tag[..]).map_err(|_| bad())?;
         c.decrypt_inout_detached(&nonce(index, last), id.as_bytes(), ct.into(), &tag)
             .map_err(|_| bad())?;
-        hash.update(&*ct);
         out.write_all(ct).map_err(write_err)?;
         size += ct.len() as u64;
         progress(size);
@@ -249,7 +243,7 @@ pub fn open_stream(
         cur_len = next_len;
         index += 1;
     }
-    Ok((size, hash.finalize().into()))
+    Ok(size)
 }
 
 /// Encrypts `data` into the file format (whole-slice convenience).
@@ -277,7 +271,8 @@ fn random_hex<const N: usize>() -> Result<String, StoreError> {
 /// An attachment encrypted into the profile's directory, not yet in the
 /// database (a crash now leaves an orphan file the next open deletes).
 pub struct PreparedAttachment {
-    /// The end-to-end description (id, key, digests, name, type, thumbnail).
+    /// The end-to-end description (id, key, name, type, thumbnail; the
+    /// blob digest is filled in by whoever reads the whole file, the upload).
     pub reference: AttachmentRef,
     /// The encrypted file's name in the attachment directory.
     pub(crate) file_name: String,
@@ -352,8 +347,7 @@ impl AttachmentSlot {
             reference: AttachmentRef {
                 id: self.id,
                 key,
-                blob_sha256: sealed.blob_sha256,
-                sha256: sealed.sha256,
+                blob_sha256: [0; 32],
                 size,
                 mime: self.mime,
                 name: self.name,
@@ -502,7 +496,7 @@ fn insert_row(
             file_name,
             &r.key[..],
             r.size as i64,
-            &r.sha256[..],
+            &r.blob_sha256[..],
             r.mime,
             state,
             blob_size as i64,
@@ -633,7 +627,7 @@ impl Store {
     pub fn attachments_of(&self, message_id: &str) -> Result<Vec<AttachmentInfo>, StoreError> {
         self.message(message_id)?;
         let mut stmt = self.conn.prepare(
-            "SELECT id, message_id, size, mime, sha256, name, thumb, state
+            "SELECT id, message_id, size, mime, coalesce(blob_sha256, sha256), name, thumb, state
              FROM attachments WHERE message_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([message_id], |r| {
@@ -643,7 +637,7 @@ impl Store {
                 message_id: r.get(1)?,
                 size: r.get::<_, i64>(2)?.max(0) as u64,
                 mime: r.get(3)?,
-                sha256: sha.try_into().unwrap_or([0; 32]),
+                blob_sha256: sha.try_into().unwrap_or([0; 32]),
                 name: r.get(5)?,
                 thumb: r.get::<_, Option<Vec<u8>>>(6)?.unwrap_or_default(),
                 downloaded: r.get::<_, i64>(7)? == STATE_PRESENT,
@@ -735,7 +729,6 @@ impl Store {
             id: id.to_string(),
             path: self.attachment_path(&row.file_name),
             key: row.key,
-            sha256: row.sha256,
             size: row.size,
         })
     }
@@ -769,7 +762,7 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT message_id, file_name, file_key, sha256, state, blob_size, blob_sha256, size
+                "SELECT message_id, file_name, file_key, state, blob_size, blob_sha256, size
                  FROM attachments WHERE id = ?1",
                 [id],
                 |r| {
@@ -777,17 +770,16 @@ impl Store {
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         Zeroizing::new(r.get::<_, Vec<u8>>(2)?),
-                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, i64>(3)?,
                         r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, Option<Vec<u8>>>(6)?,
-                        r.get::<_, i64>(7)?,
+                        r.get::<_, Option<Vec<u8>>>(5)?,
+                        r.get::<_, i64>(6)?,
                     ))
                 },
             )
             .optional()?
             .ok_or_else(|| StoreError::NotFound("attachment".into()))?;
-        let (message_id, file_name, key_vec, sha, state, blob_size, blob_sha, size) = row;
+        let (message_id, file_name, key_vec, state, blob_size, blob_sha, size) = row;
         let malformed = || StoreError::Corrupt("attachment key record is malformed".into());
         let mut key = Zeroizing::new([0u8; 32]);
         if key_vec.len() != 32 {
@@ -798,7 +790,6 @@ impl Store {
             message_id,
             file_name,
             key,
-            sha256: sha.try_into().map_err(|_| malformed())?,
             state,
             blob_size: blob_size.max(0) as u64,
             blob_sha256: blob_sha
@@ -816,7 +807,6 @@ pub struct AttachmentSource {
     id: String,
     path: PathBuf,
     key: Zeroizing<[u8; 32]>,
-    sha256: [u8; 32],
     size: u64,
 }
 
@@ -835,8 +825,9 @@ impl AttachmentSource {
         self.size
     }
 
-    /// Decrypts onto `out` chunk by chunk, checking the SHA-256 at the end.
-    /// On an error, what was written is the caller's to discard.
+    /// Decrypts onto `out` chunk by chunk (each authenticated), checking
+    /// the size at the end. On an error, what was written is the caller's
+    /// to discard.
     pub fn decrypt_to(
         &self,
         out: &mut dyn Write,
@@ -845,10 +836,10 @@ impl AttachmentSource {
         let f = std::fs::File::open(&self.path)
             .map_err(|e| StoreError::io("read the attachment", &self.path, e))?;
         let mut input = std::io::BufReader::with_capacity(SEALED_CHUNK, f);
-        let (size, sha) = open_stream(&self.key, &self.id, &mut input, out, progress)?;
-        if sha != self.sha256 || size != self.size {
+        let size = open_stream(&self.key, &self.id, &mut input, out, progress)?;
+        if size != self.size {
             return Err(StoreError::Corrupt(
-                "attachment content does not match its digest".into(),
+                "attachment content does not match its size".into(),
             ));
         }
         Ok(size)
@@ -860,7 +851,6 @@ struct Row {
     message_id: String,
     file_name: String,
     key: Zeroizing<[u8; 32]>,
-    sha256: [u8; 32],
     state: i64,
     blob_size: u64,
     blob_sha256: [u8; 32],
@@ -924,7 +914,7 @@ mod tests {
     }
 
     #[test]
-    fn streams_report_progress_and_hash_what_they_wrote() {
+    fn streams_report_progress_and_count_what_they_wrote() {
         let key = [9u8; 32];
         let data: Vec<u8> = (0..(2 * CHUNK_SIZE + 7)).map(|i| (i % 13) as u8).collect();
         let mut seen = Vec::new();
@@ -936,13 +926,10 @@ mod tests {
         );
         assert_eq!(s.size, data.len() as u64);
         assert_eq!(s.blob_size, blob.len() as u64);
-        assert_eq!(s.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
-        assert_eq!(s.blob_sha256, <[u8; 32]>::from(Sha256::digest(&blob)));
         let mut back = Vec::new();
         let mut seen = Vec::new();
-        let (n, sha) =
-            open_stream(&key, "b", &mut &blob[..], &mut back, &mut |n| seen.push(n)).unwrap();
-        assert_eq!((n, sha, back), (s.size, s.sha256, data));
+        let n = open_stream(&key, "b", &mut &blob[..], &mut back, &mut |n| seen.push(n)).unwrap();
+        assert_eq!((n, back), (s.size, data));
         assert_eq!(seen.last(), Some(&s.size));
     }
 }

@@ -156,8 +156,10 @@ impl Engine {
             &mut std::io::BufReader::with_capacity(1 << 16, &mut input),
             &mut |done| progress(done, total),
         )?;
+        let mut prepared = prepared;
         let sent = async {
-            self.upload(&prepared, ttl_secs, &|done| progress(size + done, total))
+            prepared.reference.blob_sha256 = self
+                .upload(&prepared, ttl_secs, &|done| progress(size + done, total))
                 .await?;
             let id =
                 self.with_local(|l| l.enqueue(to, caption, ttl_secs, None, None, Some(&prepared)))?;
@@ -172,13 +174,15 @@ impl Engine {
     }
 
     /// Uploads a prepared blob, resuming where the relay stands after an
-    /// interruption.
+    /// interruption; returns the SHA-256 of the blob, hashed as it is read
+    /// for the wire (bytes a previous attempt already uploaded are read
+    /// once more for the hash).
     async fn upload(
         &self,
         p: &PreparedAttachment,
         ttl_secs: u64,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<()> {
+    ) -> Result<[u8; 32]> {
         let create = AttachmentCreate {
             id: p.reference.id.clone(),
             size: p.blob_size,
@@ -186,6 +190,8 @@ impl Engine {
         };
         let mut file =
             std::fs::File::open(&p.path).map_err(io_err("read the attachment", &p.path))?;
+        let mut hash = sha2::Sha256::new();
+        let mut hashed = 0u64;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -201,9 +207,22 @@ impl Engine {
                 while at < p.blob_size {
                     let n = (p.blob_size - at).min(ATTACHMENT_PIECE_BYTES as u64) as usize;
                     let mut piece = vec![0u8; n];
+                    if hashed < at {
+                        // Resumed past bytes this call has not hashed yet.
+                        let mut gap = vec![0u8; (at - hashed) as usize];
+                        file.seek(SeekFrom::Start(hashed))
+                            .and_then(|_| file.read_exact(&mut gap))
+                            .map_err(io_err("read the attachment", &p.path))?;
+                        hash.update(&gap);
+                        hashed = at;
+                    }
                     file.seek(SeekFrom::Start(at))
                         .and_then(|_| file.read_exact(&mut piece))
                         .map_err(io_err("read the attachment", &p.path))?;
+                    if hashed == at {
+                        hash.update(&piece);
+                        hashed += n as u64;
+                    }
                     let id = p.reference.id.clone();
                     let status = self
                         .call(move |api| {
@@ -218,7 +237,17 @@ impl Engine {
             }
             .await;
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) if hashed == p.blob_size => return Ok(hash.finalize().into()),
+                Ok(()) => {
+                    // The relay already held the whole blob (a repeated
+                    // call): hash the file as it is.
+                    let mut rest = Vec::new();
+                    file.seek(SeekFrom::Start(hashed))
+                        .and_then(|_| file.read_to_end(&mut rest))
+                        .map_err(io_err("read the attachment", &p.path))?;
+                    hash.update(&rest);
+                    return Ok(hash.finalize().into());
+                }
                 Err(Error::Network { .. }) if attempt < UPLOAD_ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
                         .await;
