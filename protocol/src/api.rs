@@ -660,7 +660,7 @@ pub struct SignedPushNotice {
 /// ciphertext; a deployment may lower it).
 pub const MAX_ATTACHMENT_BYTES: u64 = 512 << 20;
 /// Largest piece of an attachment one upload request carries.
-pub const ATTACHMENT_PIECE_BYTES: usize = 1 << 20;
+pub const ATTACHMENT_PIECE_BYTES: usize = 2 << 20;
 
 /// Whether `s` is an attachment id: 32 lowercase hex characters, chosen at
 /// random by the uploading device (it is also the authenticated data of

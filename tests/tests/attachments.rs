@@ -334,7 +334,10 @@ async fn the_relay_refuses_what_other_parties_try_with_blobs() {
         matches!(e, Err(TransportError::Rejected { status: 409, .. })),
         "{e:?}"
     );
-    let e = mallory.api.put_attachment_piece(&att, 0, vec![0; 10]).await;
+    let e = mallory
+        .api
+        .put_attachment_piece(&att, 0, vec![0; 10].into())
+        .await;
     assert!(matches!(e, Err(TransportError::NotFound(_))), "{e:?}");
     // Own upload: wrong offset, past the size, incomplete download.
     let id = "00112233445566778899aabbccddeeff";
@@ -344,19 +347,25 @@ async fn the_relay_refuses_what_other_parties_try_with_blobs() {
         .await
         .unwrap();
     assert_eq!((s.received, s.size), (0, 100));
-    let e = mallory.api.put_attachment_piece(id, 5, vec![1; 10]).await;
+    let e = mallory
+        .api
+        .put_attachment_piece(id, 5, vec![1; 10].into())
+        .await;
     assert!(
         matches!(e, Err(TransportError::Rejected { status: 409, .. })),
         "{e:?}"
     );
-    let e = mallory.api.put_attachment_piece(id, 0, vec![1; 101]).await;
+    let e = mallory
+        .api
+        .put_attachment_piece(id, 0, vec![1; 101].into())
+        .await;
     assert!(
         matches!(e, Err(TransportError::Rejected { status: 413, .. })),
         "{e:?}"
     );
     let s = mallory
         .api
-        .put_attachment_piece(id, 0, vec![1; 60])
+        .put_attachment_piece(id, 0, vec![1; 60].into())
         .await
         .unwrap();
     assert_eq!(s.received, 60);
@@ -377,7 +386,7 @@ async fn the_relay_refuses_what_other_parties_try_with_blobs() {
     assert_eq!(s.received, 60);
     mallory
         .api
-        .put_attachment_piece(id, 60, vec![2; 40])
+        .put_attachment_piece(id, 60, vec![2; 40].into())
         .await
         .unwrap();
     let mut got = Vec::new();

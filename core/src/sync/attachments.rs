@@ -224,6 +224,7 @@ impl Engine {
                         hashed += n as u64;
                     }
                     let id = p.reference.id.clone();
+                    let piece = bytes::Bytes::from(piece);
                     let status = self
                         .call(move |api| {
                             let (id, piece) = (id.clone(), piece.clone());

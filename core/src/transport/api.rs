@@ -629,7 +629,7 @@ impl ApiClient {
         &self,
         id: &str,
         offset: u64,
-        piece: Vec<u8>,
+        piece: bytes::Bytes,
     ) -> Result<AttachmentStatus, TransportError> {
         let req = self.bearer(
             self.http
