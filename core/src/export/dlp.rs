@@ -199,6 +199,19 @@ mod tests {
         // The exact span: 13 and 19 digits are the bounds.
         assert_eq!(card_numbers("x 4222222222222 y"), vec![(2, 15)]);
         assert_eq!(card_numbers("4111111111111111"), vec![(0, 16)]);
+        // The length bounds, each with a Luhn-valid number: 13 and 19 digits
+        // are cards; 12 and 20 are not, nor are the first 19 digits of a
+        // longer run.
+        assert_eq!(card_numbers("4000000000006"), vec![(0, 13)]);
+        assert_eq!(card_numbers("4000000000000000006"), vec![(0, 19)]);
+        assert!(card_numbers("400000000002").is_empty());
+        assert!(card_numbers("40000000000000000002").is_empty());
+        assert!(card_numbers("40000000000000000060").is_empty());
+        // A separator at the very end is not part of the number (and is
+        // never read past).
+        assert_eq!(card_numbers("4000000000006 "), vec![(0, 13)]);
+        assert_eq!(card_numbers("4000000000006-"), vec![(0, 13)]);
+        assert_eq!(card_numbers("x4000-0000-0000-6"), vec![(1, 17)]);
     }
 
     #[test]
