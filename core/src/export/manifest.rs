@@ -231,6 +231,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_manifest_past_the_size_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SIGNATURE), "AAAA\n").unwrap();
+        let reason = |len: u64| {
+            let f = std::fs::File::create(dir.path().join(MANIFEST)).unwrap();
+            f.set_len(len).unwrap();
+            match verify_export(dir.path()) {
+                Err(Error::Untrusted { reason }) => reason,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(reason(MAX_MANIFEST_LEN + 1).contains("too large"));
+        let at_limit = reason(MAX_MANIFEST_LEN);
+        assert!(!at_limit.contains("too large"), "{at_limit}");
+    }
+
+    #[test]
     fn paths_cannot_leave_the_export() {
         let d = Path::new("/x");
         assert!(inside(d, "messages.jsonl").is_some());
