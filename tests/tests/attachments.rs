@@ -461,27 +461,54 @@ async fn policy_limits_attachment_size_and_download() {
     common::certify_and_install(&org, &alice, "alice").await;
     common::certify_and_install(&org, &bob, "bob").await;
     let files = tempfile::tempdir().unwrap();
-    let (path, _) = make_file(files.path(), "a.bin", 5000);
-    let policy = OrgPolicy {
+    let publish =
+        |p: &OrgPolicy| occ_relay::admin::publish_policy(&env.relay_dir, &org, p).unwrap();
+    let mut policy = OrgPolicy {
         version: 1,
         max_attachment_bytes: Some(4000),
-        classes: vec![ClassRule {
-            class: "file".into(),
-            download: false,
-            export: true,
-            devices: Vec::new(),
-        }],
         ..Default::default()
     };
-    occ_relay::admin::publish_policy(&env.relay_dir, &org, &policy).unwrap();
+    publish(&policy);
     alice.org_sync().await.unwrap();
     bob.org_sync().await.unwrap();
+    // One byte over the organisation's largest attachment: refused, nothing
+    // written; exactly at it: sent.
+    let (over, _) = make_file(files.path(), "over.bin", 4001);
     let e = alice
-        .send_file(to("bob"), file(&path), Vec::new(), 600, &none)
+        .send_file(to("bob"), file(&over), Vec::new(), 600, &none)
         .await
         .unwrap_err();
     assert!(matches!(e, Error::PolicyDenied { .. }), "{e:?}");
     assert!(files_in(&env.profile_dir("alice").join("attachments")).is_empty());
+    let (at, _) = make_file(files.path(), "at.bin", 4000);
+    let id = alice
+        .send_file(to("bob"), file(&at), Vec::new(), 600, &none)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    bob.receive(0).await.unwrap();
+    let att = bob.attachments(&id).await.unwrap().remove(0);
+    // The organisation then forbids downloading files on bob's device: the
+    // attachment received before stays where it is (on the relay).
+    policy.version = 2;
+    policy.classes = vec![ClassRule {
+        class: "file".into(),
+        download: false,
+        export: true,
+        devices: Vec::new(),
+    }];
+    publish(&policy);
+    bob.org_sync().await.unwrap();
+    let e = bob.download_attachment(&att.id, &none).await.unwrap_err();
+    assert!(matches!(e, Error::PolicyDenied { .. }), "{e:?}");
+    assert!(files_in(&env.profile_dir("bob").join("attachments")).is_empty());
+    let denied = bob.security_events().await.unwrap();
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.kind == SecurityEventKind::PolicyDenied && e.detail.contains(&att.id))
+    );
+    // And the inbox refuses a new file message on bob's device.
     let (small, _) = make_file(files.path(), "s.bin", 3000);
     let id = alice
         .send_file(to("bob"), file(&small), Vec::new(), 600, &none)
@@ -489,8 +516,43 @@ async fn policy_limits_attachment_size_and_download() {
         .unwrap();
     alice.flush().await.unwrap();
     bob.receive(0).await.unwrap();
-    // The inbox refuses the class `file` on bob's device; nothing stored.
     assert!(bob.attachments(&id).await.is_err());
+}
+
+#[tokio::test]
+async fn progress_counts_encryption_then_upload_then_download() {
+    let r = rig().await;
+    let len = 300_000usize;
+    let (path, _) = make_file(r.files.path(), "p.bin", len);
+    let seen = Mutex::new(Vec::new());
+    let id = r
+        .alice
+        .send_file(to("bob"), file(&path), Vec::new(), 600, &|d, t| {
+            seen.lock().unwrap().push((d, t))
+        })
+        .await
+        .unwrap();
+    let seen = seen.into_inner().unwrap();
+    let blob = occ_core::store::attachments::sealed_len(len as u64);
+    let total = len as u64 + blob;
+    assert!(seen.iter().all(|&(d, t)| t == total && d <= t), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert!(
+        seen.contains(&(len as u64, total)),
+        "encryption ends at the file size"
+    );
+    assert_eq!(seen.last(), Some(&(total, total)));
+    r.alice.flush().await.unwrap();
+    r.bob.receive(0).await.unwrap();
+    let att = r.bob.attachments(&id).await.unwrap().remove(0);
+    let down = Mutex::new(Vec::new());
+    r.bob
+        .download_attachment(&att.id, &|d, t| down.lock().unwrap().push((d, t)))
+        .await
+        .unwrap();
+    let down = down.into_inner().unwrap();
+    assert_eq!(down.first(), Some(&(0, blob)));
+    assert_eq!(down.last(), Some(&(blob, blob)));
 }
 
 #[tokio::test]
