@@ -143,6 +143,12 @@ pub(crate) async fn create(
         s.limits.attachment_quota,
         now,
     )?;
+    if s.hooks.attachment_claim_all.load(Ordering::SeqCst) {
+        return Ok(Json(AttachmentStatus {
+            received: row.size,
+            ..status(&row)
+        }));
+    }
     Ok(Json(status(&row)))
 }
 

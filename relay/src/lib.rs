@@ -208,6 +208,9 @@ pub struct Hooks {
     pub attachment_fail_piece: AtomicU64,
     /// See `attachment_fail_piece`.
     pub attachment_fail_stored: AtomicBool,
+    /// When set, announcing an upload answers that the relay already holds
+    /// every byte (a lying relay).
+    pub attachment_claim_all: AtomicBool,
 }
 
 /// How to run a relay.

@@ -579,3 +579,44 @@ async fn an_interrupted_upload_resumes_and_the_digest_covers_every_byte() {
         assert_eq!(r.saved_sha(&r.bob, &att).await, sha);
     }
 }
+
+#[tokio::test]
+async fn a_send_that_cannot_upload_gives_up_and_leaves_nothing() {
+    let mut r = rig().await;
+    let (path, _) = make_file(r.files.path(), "x.bin", 100_000);
+    let dir = r.env.profile_dir("alice").join("attachments");
+    // A relay that claims to hold bytes it was never sent is not believed.
+    r.env
+        .hooks
+        .attachment_claim_all
+        .store(true, Ordering::SeqCst);
+    let e = r
+        .alice
+        .send_file(to("bob"), file(&path), Vec::new(), 600, &none)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Untrusted { .. }), "{e:?}");
+    r.env
+        .hooks
+        .attachment_claim_all
+        .store(false, Ordering::SeqCst);
+    assert!(files_in(&dir).is_empty());
+    assert_eq!(r.alice.outbox_len().await.unwrap(), 0);
+    // An unreachable relay: a bounded number of attempts, then an error.
+    r.env.stop_relay().await;
+    let t = std::time::Instant::now();
+    let e = r
+        .alice
+        .send_file(to("bob"), file(&path), Vec::new(), 600, &none)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Network { .. }), "{e:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "gave up in {:?}",
+        t.elapsed()
+    );
+    assert!(files_in(&dir).is_empty());
+    assert_eq!(r.alice.outbox_len().await.unwrap(), 0);
+    assert!(r.alice.threads().await.unwrap().is_empty());
+}

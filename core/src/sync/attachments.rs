@@ -174,9 +174,9 @@ impl Engine {
     }
 
     /// Uploads a prepared blob, resuming where the relay stands after an
-    /// interruption; returns the SHA-256 of the blob, hashed as it is read
-    /// for the wire (bytes a previous attempt already uploaded are read
-    /// once more for the hash).
+    /// interruption (at most [`UPLOAD_ATTEMPTS`] times); returns the
+    /// SHA-256 of the blob, hashed as it is read for the wire. A relay that
+    /// claims bytes this call never sent is not believed.
     async fn upload(
         &self,
         p: &PreparedAttachment,
@@ -204,22 +204,26 @@ impl Engine {
                     })
                     .await?
                     .received;
-                while at < p.blob_size {
+                loop {
+                    // The id is fresh, so the relay can hold only what this
+                    // call sent (and hashed): a relay claiming more lies.
+                    if at > hashed {
+                        return Err(Error::Untrusted {
+                            reason: "the relay claims attachment bytes this device never sent"
+                                .into(),
+                        });
+                    }
+                    if at == p.blob_size {
+                        return Ok(());
+                    }
                     let n = (p.blob_size - at).min(ATTACHMENT_PIECE_BYTES as u64) as usize;
                     let mut piece = vec![0u8; n];
-                    if hashed < at {
-                        // Resumed past bytes this call has not hashed yet.
-                        let mut gap = vec![0u8; (at - hashed) as usize];
-                        file.seek(SeekFrom::Start(hashed))
-                            .and_then(|_| file.read_exact(&mut gap))
-                            .map_err(io_err("read the attachment", &p.path))?;
-                        hash.update(&gap);
-                        hashed = at;
-                    }
                     file.seek(SeekFrom::Start(at))
                         .and_then(|_| file.read_exact(&mut piece))
                         .map_err(io_err("read the attachment", &p.path))?;
                     if hashed == at {
+                        // New bytes (a piece sent again after a lost answer
+                        // was hashed the first time).
                         hash.update(&piece);
                         hashed += n as u64;
                     }
@@ -234,21 +238,10 @@ impl Engine {
                     at = status.received;
                     progress(at.min(p.blob_size));
                 }
-                Ok::<(), Error>(())
             }
             .await;
             match result {
-                Ok(()) if hashed == p.blob_size => return Ok(hash.finalize().into()),
-                Ok(()) => {
-                    // The relay already held the whole blob (a repeated
-                    // call): hash the file as it is.
-                    let mut rest = Vec::new();
-                    file.seek(SeekFrom::Start(hashed))
-                        .and_then(|_| file.read_to_end(&mut rest))
-                        .map_err(io_err("read the attachment", &p.path))?;
-                    hash.update(&rest);
-                    return Ok(hash.finalize().into());
-                }
+                Ok(()) => return Ok(hash.finalize().into()),
                 Err(Error::Network { .. }) if attempt < UPLOAD_ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
                         .await;
