@@ -60,6 +60,12 @@
 //! the same sequence with another hash, is refused (409), so a device holder
 //! cannot make the relay forget what the trail already showed.
 //!
+//! Attachments (`attachments.rs`): encrypted
+//! blobs uploaded in resumable pieces by the device that announced them
+//! (within a per-device quota of live bytes), streamed to any authenticated
+//! device that knows the id (with `Range` to resume), 410 once their TTL
+//! passed and their file deleted by the purge task.
+//!
 //! The API is described in OpenAPI 3.1, generated from the code
 //! ([`openapi`]; `occ-relay --openapi`, `docs/openapi.json`), and exercised by
 //! schemathesis in the test command.
