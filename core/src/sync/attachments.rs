@@ -246,11 +246,6 @@ impl Engine {
                     tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
                         .await;
                 }
-                Err(Error::InvalidInput { reason })
-                    if attempt < UPLOAD_ATTEMPTS && reason.contains("stands at byte") =>
-                {
-                    // Another piece landed meanwhile: ask where it stands.
-                }
                 Err(e) => return Err(e),
             }
         }
