@@ -620,3 +620,30 @@ async fn a_send_that_cannot_upload_gives_up_and_leaves_nothing() {
     assert_eq!(r.alice.outbox_len().await.unwrap(), 0);
     assert!(r.alice.threads().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_download_complete_before_a_crash_is_accepted_without_the_network() {
+    let mut r = rig().await;
+    let (msg, att, sha) = r.send(150_000, 600).await;
+    // The app died after the last byte arrived, before it was accepted: the
+    // whole blob is in the partial file.
+    let file_name: String = r
+        .env
+        .client_db("bob")
+        .query_row(
+            "SELECT file_name FROM attachments WHERE id = ?1",
+            [&att],
+            |x| x.get(0),
+        )
+        .unwrap();
+    let part = r
+        .env
+        .profile_dir("bob")
+        .join("attachments")
+        .join(file_name.replace(".bin", ".part"));
+    std::fs::copy(r.env.relay_dir.join("attachments").join(&att), &part).unwrap();
+    r.env.stop_relay().await;
+    r.bob.download_attachment(&att, &none).await.unwrap();
+    assert!(r.bob.attachments(&msg).await.unwrap()[0].downloaded);
+    assert_eq!(r.saved_sha(&r.bob, &att).await, sha);
+}
