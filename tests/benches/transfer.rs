@@ -16,7 +16,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::io::Write;
 use std::time::Instant;
 
 use common::{Env, to};
@@ -41,20 +40,7 @@ async fn main() {
     let bob = env.client("bob").await;
     let files = tempfile::tempdir().unwrap();
     let src = files.path().join("video.mp4");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..SIZE / block.len() {
-            for b in block.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            f.write_all(&block).unwrap();
-        }
-    }
+    common::write_pseudo_random(&src, SIZE, 0x2545_f491_4f6c_dd1d);
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let t = Instant::now();

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,26 +31,6 @@ fn status_kib(field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// Writes `SIZE` pseudo-random bytes in 1 MiB pieces; returns the SHA-256.
-fn make_file(path: &Path) -> [u8; 32] {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut h = Sha256::new();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut block = vec![0u8; 1 << 20];
-    for _ in 0..SIZE / block.len() {
-        for b in block.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        h.update(&block);
-        f.write_all(&block).unwrap();
-    }
-    f.flush().unwrap();
-    h.finalize().into()
 }
 
 fn hash_file(path: &Path) -> [u8; 32] {
@@ -184,7 +163,7 @@ async fn fifty_megabytes_round_trip_with_bounded_memory_on_both_sides() {
     bob.close();
     let files = tempfile::tempdir().unwrap();
     let src = files.path().join("bodycam.mp4");
-    let sha = make_file(&src);
+    let sha = common::write_pseudo_random(&src, SIZE, 0x2545_f491_4f6c_dd1d);
     let (base_s, peak_s, up, id) = run_child(&env, "alice", "send", &src, "");
     let dest = files.path().join("saved.mp4");
     let (base_r, peak_r, down, _) = run_child(&env, "bob", "receive", &dest, &id);

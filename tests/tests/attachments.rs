@@ -25,18 +25,9 @@ use sha2::{Digest, Sha256};
 
 /// A file of `len` pseudo-random bytes; returns its path and SHA-256.
 fn make_file(dir: &Path, name: &str, len: usize) -> (PathBuf, [u8; 32]) {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
     let path = dir.join(name);
-    std::fs::write(&path, &data).unwrap();
-    (path, Sha256::digest(&data).into())
+    let sha = common::write_pseudo_random(&path, len, 0x9e37_79b9_7f4a_7c15 ^ len as u64);
+    (path, sha)
 }
 
 fn file(path: &Path) -> OutgoingFile {
@@ -125,7 +116,7 @@ impl Rig {
         let dest = self
             .files
             .path()
-            .join(format!("saved-{id}-{}", rand_suffix()));
+            .join(format!("saved-{id}-{}", unique_suffix()));
         async move {
             client.save_attachment(id, &dest, &none).await.unwrap();
             let bytes = std::fs::read(&dest).unwrap();
@@ -134,20 +125,10 @@ impl Rig {
     }
 }
 
-fn rand_suffix() -> String {
-    let mut b = [0u8; 4];
-    getrandom(&mut b);
-    hex::encode(b)
-}
-
-fn getrandom(b: &mut [u8]) {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = (t >> (i * 8)) as u8;
-    }
+/// A name no other save in this process used.
+fn unique_suffix() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
 }
 
 #[tokio::test]

@@ -246,7 +246,8 @@ fn text_file(sink: &mut dyn Sink, path: &str, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Writes the content files into `sink`; returns the bytes written.
+/// Writes the content files (messages, page, attachments) into `sink`,
+/// reporting progress over their total size.
 fn write_content(
     sink: &mut dyn Sink,
     plan: &Plan,
@@ -289,7 +290,7 @@ fn write_content(
     Ok(())
 }
 
-/// Writes the signed manifest and its signature into `sink`.
+/// The manifest's bytes (what the device signs) for `files`.
 fn manifest_bytes(
     plan: &Plan,
     encryption: Option<String>,

@@ -451,3 +451,30 @@ pub async fn certify_and_install(org: &ed25519_dalek::SigningKey, client: &Clien
     let cert = occ_core::crypto::org::certify(org, name, &device, now - HOUR, now + 24 * HOUR);
     client.install_certificate(cert.encode()).await.unwrap();
 }
+
+/// Writes `len` pseudo-random bytes (xorshift from `seed`: incompressible,
+/// repeatable) to `path` in 1 MiB pieces, never holding the whole file;
+/// returns their SHA-256.
+pub fn write_pseudo_random(path: &Path, len: usize, seed: u64) -> [u8; 32] {
+    use sha2::Digest;
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut h = sha2::Sha256::new();
+    let mut x = seed;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len());
+        for b in &mut block[..n] {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        h.update(&block[..n]);
+        f.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    f.flush().unwrap();
+    h.finalize().into()
+}
