@@ -14,6 +14,8 @@ dependencyResolutionManagement {
     repositories {
         google()
         mavenCentral()
+        // The UnifiedPush connector and its embedded FCM distributor.
+        maven("https://jitpack.io")
     }
 }
 

@@ -47,7 +47,22 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A push gateway for the tests (a JVM HTTPS server standing in for a
+# UnifiedPush distributor's server): its certificate from a CA made here,
+# which the relay trusts for push.
+command -v openssl >/dev/null 2>&1 || { echo "== installing openssl"; apt_install openssl; }
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=occ-test-push-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+  -keyout "$work/push-ca.key" -out "$work/push-ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+  -keyout "$work/push.key" -out "$work/push.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/push.ext"
+openssl x509 -req -in "$work/push.csr" -CA "$work/push-ca.pem" -CAkey "$work/push-ca.key" -CAcreateserial \
+  -days 2 -extfile "$work/push.ext" -out "$work/push.pem" 2>/dev/null
+openssl pkcs12 -export -in "$work/push.pem" -inkey "$work/push.key" -passout pass:occtest -out "$work/push.p12"
+export OCC_PUSH_P12="$work/push.p12"
 target/debug/occ-relay --dev --data "$work/relay" --listen 127.0.0.1:0 --purge-interval 1 \
+  --push-ca "$work/push-ca.pem" \
   >"$work/relay.out" 2>"$work/relay.err" &
 relay_pid=$!
 for _ in $(seq 1 100); do
@@ -79,6 +94,17 @@ run org.occ.tests.ClientTestsKt
 if [ -d android/logic ]; then
   run org.occ.app.tests.LogicTestsKt
 fi
+
+echo "== a native library that does not match its bindings"
+# The same bindings with one API checksum changed, as if generated from
+# another version of the library: loading must fail clearly.
+mkdir -p build/kotlin/mismatch
+sed -E '0,/\) != ([0-9]+)\) \{/s//) != 1\1) {/' build/bindings/org/occ/occ.kt >build/kotlin/mismatch/occ.kt
+cmp -s build/bindings/org/occ/occ.kt build/kotlin/mismatch/occ.kt && { echo "the checksum was not altered"; exit 1; }
+"$kotlinc" -nowarn -d build/kotlin/mismatch.jar -classpath "$deps" \
+  build/kotlin/mismatch/occ.kt $(find bindings/kotlin tests/kotlin-mismatch -name '*.kt')
+java -Djna.library.path="$root/target/debug" \
+  -cp "build/kotlin/mismatch.jar:$deps:$lib/kotlin-stdlib.jar" org.occ.mismatch.MismatchKt
 if [ "${1:-}" = "--bench" ]; then
   echo "== FFI bench (heap capped, so RSS shows native memory)"
   JAVA_OPTS="-Xmx64m" run org.occ.tests.BenchKt

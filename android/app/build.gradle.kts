@@ -1,4 +1,6 @@
-// The thin Compose shell: screens, the Android Keystore, the push receiver.
+// The thin Compose shell: screens, the Android Keystore, notifications,
+// UnifiedPush (with FCM as an embedded distributor in the `fcm` flavour),
+// WorkManager and BiometricPrompt. Every decision is in :logic.
 plugins {
     alias(libs.plugins.android.application)
     alias(libs.plugins.kotlin.android)
@@ -22,6 +24,14 @@ android {
         }
     }
     buildFeatures { compose = true }
+    // `foss`: push through whichever UnifiedPush distributor the user has
+    // (ntfy, NextPush, …). `fcm`: Google's FCM as an embedded distributor
+    // (needs the app's google-services.json).
+    flavorDimensions += "push"
+    productFlavors {
+        create("foss") { dimension = "push" }
+        create("fcm") { dimension = "push" }
+    }
     compileOptions {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
@@ -39,4 +49,9 @@ dependencies {
     implementation(libs.lifecycle.runtime.compose)
     implementation(libs.lifecycle.viewmodel.compose)
     implementation(libs.core.ktx)
+    implementation(libs.unifiedpush.connector)
+    "fcmImplementation"(libs.unifiedpush.embedded.fcm)
+    implementation(libs.work.runtime)
+    implementation(libs.biometric)
+    implementation(libs.fragment)
 }

@@ -145,9 +145,9 @@ pub struct ExportVerification {
 
 /// Verifies an export folder: the device's signature over its manifest and
 /// every file's size and digest; any change is an error naming the file.
-#[uniffi::export]
-pub fn verify_export(dir: String) -> Result<ExportVerification> {
-    occ_core::verify_export(Path::new(&dir))
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn verify_export(dir: String) -> Result<ExportVerification> {
+    occ_core::verify_export_async(dir.into()).await
 }
 
 fn report(listener: &Option<Arc<dyn ProgressListener>>) -> impl Fn(u64, u64) + Send + Sync + '_ {

@@ -1,16 +1,23 @@
 //! The exported objects: thin wrappers over the core's, forwarding every
 //! call. Dropping a `Client` — Kotlin `close()` / `use {}`, Swift `deinit` —
-//! closes its profile (and stops its background sync).
+//! closes its profile (and stops its background sync) without waiting.
+//!
+//! Every call that reads or writes the profile, the disk or the network is
+//! `async` and runs on the core's own threads (`occ_core::Client`'s
+//! offloading): the calling thread — a UI thread included — only schedules
+//! it and resumes with its result. The synchronous ones (`closeProfile`,
+//! `isClosed`, `subscribe*`, `SyncHandle` and `EventSubscription` controls)
+//! touch only memory and return at once.
 
 use std::sync::Arc;
 
 use occ_core::{
     AuditEntry, AuditReport, ContactIdentity, DownloadPrompt, EnrolOptions, Enrolment, FlushReport,
-    PrekeyReport, PurgeReport, ReceiveReport, Recipient, RecipientState, RelaySession,
-    SecurityEvent, Settings, StoredMessage, SyncOptions, SyncReport, ThreadSummary,
+    LockOptions, LockStatus, PrekeyReport, PurgeReport, ReceiveReport, Recipient, RecipientState,
+    RelaySession, SecurityEvent, Settings, StoredMessage, SyncOptions, SyncReport, ThreadSummary,
 };
 
-use crate::listener::{EventListener, Forward};
+use crate::listener::{EventListener, EventSubscription, Forward};
 use crate::types::OccError;
 
 type Result<T> = std::result::Result<T, OccError>;
@@ -19,37 +26,100 @@ type Result<T> = std::result::Result<T, OccError>;
 #[derive(uniffi::Object)]
 pub struct ProfileManager(occ_core::ProfileManager);
 
-#[uniffi::export]
+#[uniffi::export(async_runtime = "tokio")]
 impl ProfileManager {
-    /// A manager for the profiles under `root` (created if missing).
+    /// A manager for the profiles under `root` (created if missing: one
+    /// directory, call it off the UI thread or once at start-up).
     #[uniffi::constructor]
     pub fn new(root: String) -> Result<Arc<Self>> {
         Ok(Arc::new(Self(occ_core::ProfileManager::new(&root)?)))
     }
 
     /// Creates profile `name` encrypted with the 32-byte `key`, and opens it.
-    pub fn create(&self, name: String, key: Vec<u8>) -> Result<Arc<Client>> {
-        Ok(Arc::new(Client(self.0.create(&name, key)?)))
+    pub async fn create(&self, name: String, key: Vec<u8>) -> Result<Arc<Client>> {
+        Ok(Arc::new(Client(self.0.create_async(name, key).await?)))
     }
 
     /// Opens profile `name` with its key.
-    pub fn open(&self, name: String, key: Vec<u8>) -> Result<Arc<Client>> {
-        Ok(Arc::new(Client(self.0.open(&name, key)?)))
+    pub async fn open(&self, name: String, key: Vec<u8>) -> Result<Arc<Client>> {
+        Ok(Arc::new(Client(self.0.open_async(name, key).await?)))
     }
 
     /// Every profile's name, sorted.
-    pub fn list(&self) -> Result<Vec<String>> {
-        self.0.list()
+    pub async fn list(&self) -> Result<Vec<String>> {
+        self.0.list_async().await
     }
 
     /// Whether profile `name` exists.
-    pub fn exists(&self, name: String) -> bool {
-        self.0.exists(&name)
+    pub async fn exists(&self, name: String) -> Result<bool> {
+        self.0.exists_async(name).await
     }
 
     /// Closes profile `name` if open, then removes every file of it.
-    pub fn wipe(&self, name: String) -> Result<()> {
-        self.0.wipe(&name)
+    pub async fn wipe(&self, name: String) -> Result<()> {
+        self.0.wipe_async(name).await
+    }
+
+    /// Creates profile `name` whose database key exists only wrapped under
+    /// `credential` (a PIN or passphrase) and `device_secret` (kept in the
+    /// platform keystore), and opens it.
+    pub async fn create_locked(
+        &self,
+        name: String,
+        credential: Vec<u8>,
+        device_secret: Vec<u8>,
+        options: LockOptions,
+    ) -> Result<Arc<Client>> {
+        Ok(Arc::new(Client(
+            self.0
+                .create_locked_async(name, credential, device_secret, options)
+                .await?,
+        )))
+    }
+
+    /// Opens a locked profile with its user's credential:
+    /// `WrongCredential` (counted), `TryLater` (not counted) or
+    /// `ProfileWiped` (the last allowed failure).
+    pub async fn unlock(
+        &self,
+        name: String,
+        credential: Vec<u8>,
+        device_secret: Vec<u8>,
+    ) -> Result<Arc<Client>> {
+        Ok(Arc::new(Client(
+            self.0.unlock_async(name, credential, device_secret).await?,
+        )))
+    }
+
+    /// Replaces a locked profile's credential (the old one is checked and
+    /// counted like an unlock).
+    pub async fn change_credential(
+        &self,
+        name: String,
+        old: Vec<u8>,
+        new: Vec<u8>,
+        device_secret: Vec<u8>,
+        new_device_secret: Vec<u8>,
+    ) -> Result<()> {
+        self.0
+            .change_credential_async(name, old, new, device_secret, new_device_secret)
+            .await
+    }
+
+    /// Where a profile's lock stands (failures, wait).
+    pub async fn lock_status(&self, name: String) -> Result<LockStatus> {
+        self.0.lock_status_async(name).await
+    }
+
+    /// Which profile a push notice is for (by the device it names), without
+    /// opening any; `null` when none.
+    pub async fn profile_for_notice(&self, notice: Vec<u8>) -> Result<Option<String>> {
+        self.0.profile_for_notice_async(notice).await
+    }
+
+    /// The directory of profile `name` (for `verifyNoticeLocked`).
+    pub fn profile_dir(&self, name: String) -> Result<String> {
+        self.0.profile_dir(&name)
     }
 }
 
@@ -76,7 +146,7 @@ pub struct Client(pub(crate) occ_core::Client);
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.close_soon();
     }
 }
 
@@ -84,27 +154,36 @@ impl Drop for Client {
 impl Client {
     /// Creates a profile in the existing empty directory `dir`.
     #[uniffi::constructor]
-    pub fn create(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self(occ_core::Client::create(&dir, key)?)))
+    pub async fn create(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(
+            occ_core::Client::create_async(dir, key).await?,
+        )))
     }
 
     /// Opens the profile in `dir`.
     #[uniffi::constructor]
-    pub fn open(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self(occ_core::Client::open(&dir, key)?)))
+    pub async fn open(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(
+            occ_core::Client::open_async(dir, key).await?,
+        )))
     }
 
     /// Opens the profile for the push path in a process that is not the
     /// app (a Notification Service Extension), to `download` after
     /// `verifyNotice`.
     #[uniffi::constructor]
-    pub fn open_light(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self(occ_core::Client::open_light(&dir, key)?)))
+    pub async fn open_light(dir: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self(
+            occ_core::Client::open_light_async(dir, key).await?,
+        )))
     }
 
-    /// Closes the profile now (lock); later calls fail with `Closed`.
+    /// Closes the profile now (lock): later calls fail with `Closed` at
+    /// once, subscribers get `ProfileClosed` (after a withdrawal of every
+    /// notification) and end, and the database closes on the core's
+    /// threads as soon as the operation holding it finishes. Never waits.
     pub fn close_profile(&self) {
-        self.0.close();
+        self.0.close_soon();
     }
 
     /// Whether the profile was closed.
@@ -112,16 +191,38 @@ impl Client {
         self.0.is_closed()
     }
 
-    /// Sets or removes the event listener.
-    pub fn set_listener(&self, listener: Option<Arc<dyn EventListener>>) {
+    /// Sets or removes the one listener of the simple API (called on a
+    /// thread of its own). `subscribe` adds independent subscribers.
+    pub fn set_listener(&self, listener: Option<Arc<dyn EventListener>>) -> Result<()> {
         self.0.set_listener(
             listener.map(|l| Arc::new(Forward(l)) as Arc<dyn occ_core::EventListener>),
-        );
+        )
+    }
+
+    /// A new subscriber: `listener` gets every event, in order, on a thread
+    /// of its own (it may block there; its queue coalesces meanwhile).
+    /// Close the returned subscription to stop.
+    pub fn subscribe(&self, listener: Arc<dyn EventListener>) -> Result<Arc<EventSubscription>> {
+        let sub = self.0.subscribe_listener(Arc::new(Forward(listener)))?;
+        Ok(Arc::new(EventSubscription(sub)))
+    }
+
+    /// A new subscriber that takes its events with
+    /// `EventSubscription.next()` (Swift's `AsyncStream`).
+    pub fn subscribe_pull(&self) -> Arc<EventSubscription> {
+        Arc::new(EventSubscription(self.0.subscribe()))
     }
 
     /// Registers this device with a relay.
     pub async fn enrol(&self, options: EnrolOptions) -> Result<Enrolment> {
         self.0.enrol(options).await
+    }
+
+    /// Replaces this device's push endpoint on the relay (`null` stops
+    /// push notices): call it whenever the push distributor or the
+    /// platform hands out a new one.
+    pub async fn set_push_endpoint(&self, endpoint: Option<String>) -> Result<()> {
+        self.0.set_push_endpoint(endpoint).await
     }
 
     /// Opens a verified relay session.
@@ -166,8 +267,10 @@ impl Client {
     }
 
     /// Starts background sync.
-    pub fn start_sync(&self, options: SyncOptions) -> Result<Arc<SyncHandle>> {
-        Ok(Arc::new(SyncHandle(self.0.start_sync(options)?)))
+    pub async fn start_sync(&self, options: SyncOptions) -> Result<Arc<SyncHandle>> {
+        Ok(Arc::new(SyncHandle(
+            self.0.start_sync_async(options).await?,
+        )))
     }
 
     /// Downloads one message by relay id (the push-prompt path).

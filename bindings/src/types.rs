@@ -8,8 +8,9 @@ use occ_core::{
     DeliveryFailure, DownloadPrompt, EnrolOptions, Enrolment, FlushReport, ItemOutcome, ItemReport,
     PrekeyReport, PurgeReport, ReceiveReport, ReceivedMessage, Recipient, RecipientState,
     RelaySession, RelaySettings, SecurityEvent, SecurityEventKind, Settings, StoredMessage,
-    SyncOptions, SyncReport, ThreadKind, ThreadSummary, Trust,
+    SyncOptions, SyncReport, ThreadKind, ThreadSummary, Trust, WithdrawReason,
 };
+use occ_core::{LockOptions, LockStatus, LockedNotice};
 
 /// The core's error; `OccException` in Kotlin, `OccError` in Swift.
 pub type OccError = occ_core::Error;
@@ -58,6 +59,14 @@ pub enum OccError {
         available: u64,
         quota: u64,
     },
+    WrongCredential {
+        attempts_left: u32,
+        retry_after_ms: u64,
+    },
+    TryLater {
+        retry_after_ms: u64,
+    },
+    ProfileWiped,
     Closed,
     Internal {
         reason: String,
@@ -90,6 +99,7 @@ pub struct Enrolment {
     pub service_key: String,
     pub org_key: Option<String>,
     pub linked_by: Option<String>,
+    pub push_endpoint: Option<String>,
 }
 
 #[uniffi::remote(Record)]
@@ -143,6 +153,7 @@ pub struct ReceivedMessage {
     pub thread_id: String,
     pub message_id: String,
     pub sender: String,
+    pub urgent: bool,
 }
 
 #[uniffi::remote(Enum)]
@@ -265,6 +276,7 @@ pub struct PurgeReport {
     pub kept_too_long_ids: Vec<String>,
     pub undelivered_ids: Vec<String>,
     pub attachments: u64,
+    pub lapsed_prompts: Vec<String>,
 }
 
 #[uniffi::remote(Record)]
@@ -313,10 +325,50 @@ pub enum ClientEvent {
         locked: bool,
     },
     ProfileWiped,
+    ProfileClosed,
+    WithdrawNotifications {
+        message_ids: Vec<String>,
+        relay_message_ids: Vec<String>,
+        all: bool,
+        reason: WithdrawReason,
+    },
     ConnectionChanged {
         connected: bool,
         reason: String,
     },
+    Coalesced {
+        dropped: u32,
+    },
+}
+
+#[uniffi::remote(Record)]
+pub struct LockOptions {
+    pub max_failures: u32,
+    pub cost: u8,
+}
+
+#[uniffi::remote(Record)]
+pub struct LockStatus {
+    pub has_credential: bool,
+    pub failures: u32,
+    pub max_failures: u32,
+    pub retry_after_ms: u64,
+}
+
+#[uniffi::remote(Record)]
+pub struct LockedNotice {
+    pub relay_message_id: String,
+    pub message_class: String,
+    pub urgent: bool,
+    pub count: u32,
+    pub expires_ms: i64,
+}
+
+#[uniffi::remote(Enum)]
+pub enum WithdrawReason {
+    Expired,
+    Locked,
+    Wiped,
 }
 
 #[uniffi::remote(Enum)]
@@ -340,6 +392,7 @@ pub struct DownloadPrompt {
     pub urgent: bool,
     pub count: u32,
     pub decision: Decision,
+    pub previews: bool,
 }
 
 #[uniffi::remote(Record)]
@@ -400,13 +453,29 @@ pub fn generate_database_key() -> Result<Vec<u8>, OccError> {
 /// signature, recipient, expiry and replay, then the sender, thread and
 /// policy. Returns the download prompt; a forged, replayed or expired
 /// notice is an error (and an audit entry).
-#[uniffi::export]
-pub fn verify_notice(
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn verify_notice(
     dir: String,
     key: Vec<u8>,
     notice: Vec<u8>,
 ) -> Result<DownloadPrompt, OccError> {
-    occ_core::verify_notice(&dir, key, notice)
+    occ_core::verify_notice_async(dir, key, notice).await
+}
+
+/// Verifies a push notice for a *locked* profile (no key: against the
+/// profile's public verifier) and says what may be shown — no sender, no
+/// thread. A forged, expired or replayed notice is an error, recorded for
+/// the profile's next unlock.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn verify_notice_locked(dir: String, notice: Vec<u8>) -> Result<LockedNotice, OccError> {
+    occ_core::verify_notice_locked_async(dir, notice).await
+}
+
+/// The default protection of a locked profile (wiped after 10 failed
+/// attempts; scrypt cost 2^15).
+#[uniffi::export]
+pub fn default_lock_options() -> LockOptions {
+    LockOptions::default()
 }
 
 /// The occ-core version these bindings were built from.

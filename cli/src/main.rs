@@ -669,7 +669,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         }
         Command::Sync { watch: true, .. } => {
             let client = open(profile(&cli)?)?;
-            client.set_listener(Some(std::sync::Arc::new(output::EventPrinter)));
+            client.set_listener(Some(std::sync::Arc::new(output::EventPrinter)))?;
             let handle = client.start_sync(occ_core::SyncOptions::default())?;
             println!("syncing in the background; Ctrl-C to stop");
             tokio::signal::ctrl_c()
@@ -678,6 +678,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             handle.stop();
             handle.stopped().await;
             client.close();
+            occ_core::wait_for_listeners(std::time::Duration::from_secs(2));
             Ok(())
         }
         Command::Sync { wait, .. } => {
@@ -686,8 +687,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             let received = client.receive(wait.saturating_mul(1000)).await?;
             // The rest of a sync: receipts out, the organisation's
             // documents, escalations, the audit head.
-            client.set_listener(Some(std::sync::Arc::new(output::EventPrinter)));
+            client.set_listener(Some(std::sync::Arc::new(output::EventPrinter)))?;
             client.sync().await?;
+            // Events are printed on their own thread: let it finish first.
+            occ_core::wait_for_listeners(std::time::Duration::from_secs(2));
             println!(
                 "sent {}, received {}, rejected {}, still queued {}",
                 flushed.sent,

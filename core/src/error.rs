@@ -113,6 +113,30 @@ pub enum Error {
         /// The quota.
         quota: u64,
     },
+    /// The credential (PIN or passphrase) does not unlock this profile.
+    /// The attempt was counted; after `attempts_left` more failures the
+    /// profile is wiped, and the next attempt is taken after
+    /// `retry_after_ms`.
+    #[error(
+        "wrong PIN or passphrase: {attempts_left} attempts left before the profile is wiped; try again in {retry_after_ms} ms"
+    )]
+    WrongCredential {
+        /// Failures still allowed before the wipe.
+        attempts_left: u32,
+        /// How long until the next attempt is taken, ms.
+        retry_after_ms: u64,
+    },
+    /// Too soon after failed unlock attempts: this one was not tried (and
+    /// not counted). Wait and retry.
+    #[error("too many failed attempts: try again in {retry_after_ms} ms")]
+    TryLater {
+        /// How long until the next attempt is taken, ms.
+        retry_after_ms: u64,
+    },
+    /// The profile was wiped (too many failed unlock attempts): its files
+    /// are gone; delete its keys from the keystore.
+    #[error("the profile was wiped after too many failed unlock attempts")]
+    ProfileWiped,
     /// The client was closed.
     #[error("the client is closed")]
     Closed,

@@ -76,13 +76,19 @@
 //! reach `Debug`, logs, errors or events.
 
 pub use audit::{AuditBreak, AuditEntry};
-pub use client::{Client, ProfileManager, Settings, SyncHandle, SyncOptions, SyncReport};
+pub use client::{
+    Client, LockOptions, LockStatus, ProfileManager, Settings, SyncHandle, SyncOptions, SyncReport,
+};
 pub use error::{Error, Result};
-pub use events::{ClientEvent, EventListener};
+pub use events::{ClientEvent, EventListener, Subscription, WithdrawReason, wait_for_listeners};
 pub use export::{
     ExportEncryption, ExportOptions, ExportReport, ExportScope, ExportVerification, verify_export,
+    verify_export_async,
 };
-pub use push::{Decision, DownloadPrompt, verify_notice};
+pub use push::{
+    Decision, DownloadPrompt, LockedNotice, profile_for_notice, verify_notice, verify_notice_async,
+    verify_notice_locked, verify_notice_locked_async,
+};
 pub use retention::{Clock, ManualClock, PurgeReport, SystemClock};
 pub use store::{AttachmentInfo, RecipientState, Trust};
 pub use store::{SecurityEvent, SecurityEventKind, StoredMessage, ThreadKind, ThreadSummary};

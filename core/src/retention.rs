@@ -367,6 +367,9 @@ pub struct PurgeReport {
     pub undelivered_ids: Vec<String>,
     /// Attachment files crypto-shredded (key deleted, file removed).
     pub attachments: u64,
+    /// Relay ids of push prompts that lapsed unanswered (their notice
+    /// expired): their notifications must go.
+    pub lapsed_prompts: Vec<String>,
 }
 
 impl PurgeReport {

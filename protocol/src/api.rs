@@ -593,6 +593,15 @@ pub fn push_notice_message(n: &PushNotice) -> Vec<u8> {
     w.into_vec()
 }
 
+/// A device's new push endpoint (the push distributor gave it another), or
+/// none to stop push notices.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushEndpointRequest {
+    /// `https://` on one of the relay's configured gateway hosts, or null.
+    pub push_endpoint: Option<String>,
+}
+
 /// A chain head of a device's audit trail, for the relay to countersign.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

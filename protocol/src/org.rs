@@ -156,6 +156,14 @@ pub struct OrgPolicy {
     /// Data-loss prevention on export (it replaces the device's own rules).
     #[serde(default)]
     pub dlp: Option<DlpRules>,
+    /// Failed unlock attempts (PIN or passphrase) after which a device
+    /// wipes the profile; the device's own setting applies when absent.
+    #[serde(default)]
+    pub max_unlock_failures: Option<u32>,
+    /// Whether notifications may show a preview of message text (on an
+    /// unlocked profile, never on the lock screen); content-free when not.
+    #[serde(default)]
+    pub notification_previews: bool,
 }
 
 /// What an export does with what data-loss prevention finds.

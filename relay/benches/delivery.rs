@@ -154,7 +154,8 @@ async fn latency(count: usize) -> Vec<Duration> {
     let alice = client(tmp.path(), &relay, "alice").await;
     let bob = client(tmp.path(), &relay, "bob").await;
     let (tx, rx) = std::sync::mpsc::channel();
-    bob.set_listener(Some(std::sync::Arc::new(common::Arrivals(tx))));
+    bob.set_listener(Some(std::sync::Arc::new(common::Arrivals(tx))))
+        .unwrap();
     let _a = alice.start_sync(SyncOptions::default()).unwrap();
     let _b = bob.start_sync(SyncOptions::default()).unwrap();
     // Warm up: sessions established, both long-polls in place.

@@ -216,7 +216,8 @@ async fn scenario(limits: Limits, devices: usize, n: usize, count: usize) -> Fig
 
     // 3. Latency with background sync.
     let (tx, rx) = std::sync::mpsc::channel();
-    bob.set_listener(Some(Arc::new(common::Arrivals(tx))));
+    bob.set_listener(Some(Arc::new(common::Arrivals(tx))))
+        .unwrap();
     let _a = alice.start_sync(SyncOptions::default()).unwrap();
     let _b = bob.start_sync(SyncOptions::default()).unwrap();
     latencies(&alice, &rx, 20).await; // warm up

@@ -311,6 +311,7 @@ pub(crate) fn routes() -> OpenApiRouter<Shared> {
         .routes(routes!(get_revocations, publish_revocations))
         .routes(routes!(get_policy))
         .routes(routes!(get_commands))
+        .routes(routes!(set_push_endpoint))
         .routes(routes!(get_audit_head, put_audit_head))
         .routes(routes!(send))
         .routes(routes!(fetch_one))
@@ -849,6 +850,27 @@ async fn get_commands(
         .map(B64)
         .collect();
     Ok(Json(CommandsResponse { commands }))
+}
+
+/// Replaces the calling device's push endpoint (its push distributor gave
+/// it a new one), or with null stops push notices to it. The endpoint must
+/// be `https://` on a configured gateway host, as at registration.
+#[utoipa::path(put, path = "/push/endpoint", tag = "devices",
+    security(("bearer" = [])),
+    request_body = PushEndpointRequest,
+    responses((status = 200, description = "the endpoint is in use", body = Object), Refused))]
+async fn set_push_endpoint(
+    State(s): State<Shared>,
+    AuthDevice(device): AuthDevice,
+    JsonBody(req): JsonBody<PushEndpointRequest>,
+) -> Result<Json<serde_json::Value>, RelayError> {
+    if let Some(url) = &req.push_endpoint {
+        check_push_endpoint(url, &s.limits.push_gateways).map_err(bad)?;
+    }
+    if !lock(&s.db)?.set_push_endpoint(&device, req.push_endpoint.as_deref())? {
+        return Err(RelayError::Unauthorized("unknown device".into()));
+    }
+    Ok(Json(serde_json::json!({})))
 }
 
 /// The newest audit chain head the relay countersigned for the calling

@@ -344,6 +344,20 @@ impl Db {
             .unwrap_or_default())
     }
 
+    /// Sets (or clears) a registered device's push endpoint; whether the
+    /// device exists.
+    pub fn set_push_endpoint(
+        &mut self,
+        device: &str,
+        endpoint: Option<&str>,
+    ) -> Result<bool, RelayError> {
+        let n = self.conn.execute(
+            "UPDATE devices SET push_endpoint = ?2 WHERE device_id = ?1",
+            params![device, endpoint],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Registers (or re-registers) a device with its prekeys, in one
     /// transaction. A further device of an existing user needs a `link`
     /// (already verified by the route) whose linker is a registered device

@@ -25,7 +25,7 @@ async fn two_acknowledge_one_is_offline_escalation_fires_and_the_late_ack_arrive
     let carol = env.client("carol").await;
     let dave = env.client("dave").await;
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
 
     let thread = alice.new_thread_id().await.unwrap();
     let members = vec!["bob".to_string(), "carol".into(), "dave".into()];

@@ -37,8 +37,8 @@ async fn background_sync_delivers_survives_a_relay_restart_and_stops_promptly() 
     let bob = env.client("bob").await;
     let alice_events = Arc::new(Recorder::default());
     let bob_events = Arc::new(Recorder::default());
-    alice.set_listener(Some(alice_events.clone()));
-    bob.set_listener(Some(bob_events.clone()));
+    alice.set_listener(Some(alice_events.clone())).unwrap();
+    bob.set_listener(Some(bob_events.clone())).unwrap();
     let alice_sync = alice.start_sync(quick()).unwrap();
     let bob_sync = bob.start_sync(quick()).unwrap();
 
@@ -166,7 +166,7 @@ async fn a_manual_sync_never_waits_behind_the_long_poll() {
     let alice = env.client("alice").await;
     let bob = env.client("bob").await;
     let events = Arc::new(Recorder::default());
-    bob.set_listener(Some(events.clone()));
+    bob.set_listener(Some(events.clone())).unwrap();
     let started = Instant::now();
     let _sync = bob.start_sync(SyncOptions::default()).unwrap();
     assert!(

@@ -63,7 +63,7 @@ async fn bob_receives_on_both_devices_and_alice_sees_what_she_sent() {
         .iter()
         .map(|c| {
             let r = Arc::new(common::Recorder::default());
-            c.set_listener(Some(r.clone()));
+            c.set_listener(Some(r.clone())).unwrap();
             r
         })
         .collect();
@@ -226,7 +226,7 @@ async fn nobody_but_a_users_device_adds_a_device_to_it() {
     drop(alice);
     let alice = env.reopen("alice");
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
     let carol = env.client("carol").await;
     alice
         .send(to("bob"), b"held".to_vec(), 600, None)

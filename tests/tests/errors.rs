@@ -196,7 +196,7 @@ async fn expired_not_found_invalid_input_closed() {
     alice.enrol(env.options("alice")).await.unwrap();
     let _bob = env.client("bob").await;
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
     let id = alice
         .send(to("bob"), b"brief".to_vec(), 1, None)
         .await

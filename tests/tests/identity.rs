@@ -61,7 +61,7 @@ async fn a_relay_that_substitutes_bobs_key_is_held_until_accepted() {
     drop(alice);
     let alice = env.reopen("alice");
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
 
     let held = alice
         .send(to("bob"), b"for bob only".to_vec(), 600, None)

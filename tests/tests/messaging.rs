@@ -204,9 +204,9 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
     let bob = env.client_with("bob", opts).await;
 
     let alice_events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(alice_events.clone()));
+    alice.set_listener(Some(alice_events.clone())).unwrap();
     let bob_events = Arc::new(common::Recorder::default());
-    bob.set_listener(Some(bob_events.clone()));
+    bob.set_listener(Some(bob_events.clone())).unwrap();
     let marker = "SHORT-LIVED-4471";
     let id = alice
         .send(
@@ -260,7 +260,8 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
         alice.purge().await.unwrap().expired_ids,
         std::slice::from_ref(&id)
     );
-    // Events: the expiry was announced to alice's app; bob's app heard nothing.
+    // Events: the expiry was announced to alice's app, with the
+    // withdrawal of any notification it shows; bob's app heard nothing.
     assert_eq!(
         alice_events.events(),
         [
@@ -268,7 +269,13 @@ async fn after_its_ttl_the_relay_answers_410_purges_it_and_no_client_returns_it(
                 message_id: id.clone()
             },
             ClientEvent::MessagesExpired {
-                message_ids: vec![id]
+                message_ids: vec![id.clone()]
+            },
+            ClientEvent::WithdrawNotifications {
+                message_ids: vec![id],
+                relay_message_ids: vec![],
+                all: false,
+                reason: occ_core::WithdrawReason::Expired,
             }
         ]
     );

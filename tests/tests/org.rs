@@ -29,7 +29,7 @@ async fn only_certified_devices_are_messaged_or_believed() {
     let bob = member(&env, &org, "bob").await;
     let carol = member(&env, &org, "carol").await;
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
 
     // Bob has no certificate yet: alice will not encrypt to him.
     alice
@@ -81,7 +81,7 @@ async fn only_certified_devices_are_messaged_or_believed() {
     ))
     .unwrap();
     let carol_events = Arc::new(common::Recorder::default());
-    carol.set_listener(Some(carol_events.clone()));
+    carol.set_listener(Some(carol_events.clone())).unwrap();
     carol
         .send(to("bob"), b"for bob".to_vec(), 600, None)
         .await
@@ -160,7 +160,7 @@ async fn a_revoked_device_receives_nothing_sent_after_the_revocation() {
 
     // The publisher applies it at once.
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
     alice
         .send(to("bob"), b"after".to_vec(), 600, None)
         .await

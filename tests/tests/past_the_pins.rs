@@ -154,7 +154,7 @@ async fn a_directory_answered_past_the_pins_is_refused() {
         opts.relay.url = url;
         let alice = env.client_with(name, opts).await;
         let events = Arc::new(common::Recorder::default());
-        alice.set_listener(Some(events.clone()));
+        alice.set_listener(Some(events.clone())).unwrap();
         alice
             .send(to("bob"), b"for bob".to_vec(), 600, None)
             .await

@@ -107,7 +107,7 @@ async fn version_of(c: &Client) -> Option<u64> {
 async fn a_policy_signed_by_another_key_or_older_than_the_held_one_is_refused() {
     let o = org().await;
     let events = Arc::new(common::Recorder::default());
-    o.bob.set_listener(Some(events.clone()));
+    o.bob.set_listener(Some(events.clone())).unwrap();
     assert_eq!(version_of(&o.bob).await, None);
     admin::publish_policy(&o.env.relay_dir, &o.org, &policy(2)).unwrap();
     assert!(!o.bob.org_sync().await.unwrap());
@@ -219,7 +219,7 @@ async fn the_volume_alert_fires_at_n_downloads_and_not_at_n_minus_one() {
     admin::publish_policy(&o.env.relay_dir, &o.org, &p).unwrap();
     o.bob.org_sync().await.unwrap();
     let events = Arc::new(common::Recorder::default());
-    o.bob.set_listener(Some(events.clone()));
+    o.bob.set_listener(Some(events.clone())).unwrap();
     for i in 0..3 {
         o.alice
             .send(to("bob"), format!("m{i}").into_bytes(), 600, None)
@@ -287,7 +287,7 @@ async fn ttl_bounds_of_the_policy_hold_when_sending() {
 async fn lock_and_wipe_from_the_organisation_are_obeyed_and_nobody_elses() {
     let o = org().await;
     let events = Arc::new(common::Recorder::default());
-    o.bob.set_listener(Some(events.clone()));
+    o.bob.set_listener(Some(events.clone())).unwrap();
     let bob_device = o.bob.device_id().await.unwrap();
     let alice_device = o.alice.device_id().await.unwrap();
     let stranger = org_key();

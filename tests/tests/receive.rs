@@ -40,7 +40,7 @@ async fn poisoned_payloads_between_good_messages_are_refused_and_the_inbox_flows
     let carol = env.client("carol").await;
     let mut mallory = env.raw_device("mallory").await;
     let bob_events = Arc::new(Recorder::default());
-    bob.set_listener(Some(bob_events.clone()));
+    bob.set_listener(Some(bob_events.clone())).unwrap();
 
     // A thread of four; carol speaks in it, so bob holds her sender key and
     // mallory (a member) sees its id on the envelopes she receives.
@@ -358,7 +358,7 @@ async fn a_broken_outbox_never_stops_receiving() {
     let bob = env.client("bob").await;
     let _carol = env.client("carol").await;
     let events = Arc::new(Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
 
     // 1. A queued message damaged on disk: dropped with DeliveryFailed, and
     // the messages behind it still go out.

@@ -46,7 +46,7 @@ async fn a_wrong_pin_is_refused_and_recorded() {
     let env = Env::start().await;
     let c = env.new_client("alice");
     let events = Arc::new(common::Recorder::default());
-    c.set_listener(Some(events.clone()));
+    c.set_listener(Some(events.clone())).unwrap();
     let mut opts = env.options("alice");
     opts.relay.pins = vec![random_pin()];
     let r = c.enrol(opts).await;

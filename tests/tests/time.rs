@@ -36,7 +36,7 @@ async fn a_signed_time_far_ahead_is_not_adopted() {
     std::fs::create_dir_all(&dir).unwrap();
     let alice = Client::create_with_clock(dir.to_str().unwrap(), key(), clock.clone()).unwrap();
     let events = Arc::new(common::Recorder::default());
-    alice.set_listener(Some(events.clone()));
+    alice.set_listener(Some(events.clone())).unwrap();
     let _bob = env.client("bob").await;
     alice.enrol(env.options("alice")).await.unwrap();
     // A message kept for an hour of her time: a year-ahead trusted time

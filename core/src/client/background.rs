@@ -1,6 +1,5 @@
-//! Background sync: two tasks per handle, on the caller's tokio runtime (or
-//! a small one of the client's own when started from a plain thread, as the
-//! bindings do).
+//! Background sync: two tasks per handle, on the core's runtime (never the
+//! caller's: see [`super::runtime`]).
 //!
 //! - The **receiver** long-polls the inbox; every page is stored, reported
 //!   through events and acknowledged; after each drain it tops up prekeys.
@@ -17,7 +16,7 @@
 //! synchronous transaction that never spans an await, so nothing is left
 //! half-written.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinHandle};
@@ -90,44 +89,16 @@ impl Drop for SyncHandle {
     }
 }
 
-/// Where a client runs background work, and what it has started.
+/// What a client has started in the background (on the core runtime,
+/// [`super::runtime`]).
 #[derive(Default)]
 pub(crate) struct Runtime {
-    own: OnceLock<OwnRuntime>,
     started: Mutex<Vec<AbortHandle>>,
-}
-
-/// A runtime of the client's own; shut down without blocking when dropped
-/// (it may be dropped from inside another runtime).
-struct OwnRuntime(Option<tokio::runtime::Runtime>);
-
-impl Drop for OwnRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl Runtime {
     fn handle(&self) -> Result<tokio::runtime::Handle> {
-        if let Ok(h) = tokio::runtime::Handle::try_current() {
-            return Ok(h);
-        }
-        if self.own.get().is_none() {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("occ-sync")
-                .enable_all()
-                .build()
-                .map_err(|e| Error::internal(format!("starting the sync runtime: {e}")))?;
-            let _ = self.own.set(OwnRuntime(Some(rt)));
-        }
-        self.own
-            .get()
-            .and_then(|o| o.0.as_ref())
-            .map(|rt| rt.handle().clone())
-            .ok_or_else(|| Error::internal("the sync runtime is gone"))
+        Ok(super::runtime::core_runtime()?.handle().clone())
     }
 
     pub(crate) fn start(&self, engine: Arc<Engine>, options: SyncOptions) -> Result<SyncHandle> {

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use super::Client;
-use super::guard::guarded;
+use super::{Client, runtime};
 use crate::audit::AuditKind;
 use crate::error::{Error, Result, io_error};
 use crate::export::{ExportOptions, ExportReport, ExportScope};
@@ -31,20 +30,22 @@ impl Client {
         progress: Progress<'_>,
     ) -> Result<String> {
         let caption = Zeroizing::new(caption);
-        guarded(
-            self.engine
-                .send_file(&to, &file, &caption, ttl_secs, progress),
-        )
+        let engine = self.engine.clone();
+        runtime::spawn_with_progress(progress, move |cell| async move {
+            let report = move |done, total| cell.post(done, total);
+            engine
+                .send_file(&to, &file, &caption, ttl_secs, &report)
+                .await
+        })
         .await
     }
 
     /// The attachments of a live message (metadata; thumbnails included).
     pub async fn attachments(&self, message_id: &str) -> Result<Vec<AttachmentInfo>> {
-        guarded(async {
-            self.engine.with_local(|l| {
-                l.check_unlocked()?;
-                Ok(l.store.attachments_of(message_id)?)
-            })
+        let id = message_id.to_string();
+        self.local(move |l| {
+            l.check_unlocked()?;
+            Ok(l.store.attachments_of(&id)?)
         })
         .await
     }
@@ -56,7 +57,13 @@ impl Client {
     /// message or the relay copy expired; [`Error::QuotaExceeded`] when it
     /// does not fit.
     pub async fn download_attachment(&self, id: &str, progress: Progress<'_>) -> Result<()> {
-        guarded(self.engine.download_attachment(id, progress)).await
+        let id = id.to_string();
+        let engine = self.engine.clone();
+        runtime::spawn_with_progress(progress, move |cell| async move {
+            let report = move |done, total| cell.post(done, total);
+            engine.download_attachment(&id, &report).await
+        })
+        .await
     }
 
     /// Decrypts a downloaded attachment to `dest` (a new file), checking its
@@ -68,8 +75,13 @@ impl Client {
         dest: &Path,
         progress: Progress<'_>,
     ) -> Result<u64> {
-        guarded(async {
-            let (source, message) = self.engine.with_local(|l| {
+        let id = id.to_string();
+        let dest = dest.to_path_buf();
+        let engine = self.engine.clone();
+        runtime::blocking_with_progress(progress, move |cell| {
+            let progress = move |done, total| cell.post(done, total);
+            let (id, dest) = (id.as_str(), dest.as_path());
+            let (source, message) = engine.with_local(|l| {
                 l.check_unlocked()?;
                 let info = l.store.attachment_info(id)?;
                 let message = l.store.message(&info.message_id)?;
@@ -107,7 +119,7 @@ impl Client {
                 let _ = std::fs::remove_file(&tmp);
             }
             let n = written?;
-            self.engine.with_local(|l| {
+            engine.with_local(|l| {
                 let now = l.store.now_ms();
                 let tx = l.store.conn.transaction()?;
                 append_in(
@@ -129,20 +141,14 @@ impl Client {
     /// The profile's attachment quota (bytes of encrypted files) and how
     /// much of it is used.
     pub async fn attachment_quota(&self) -> Result<(u64, u64)> {
-        guarded(async {
-            self.engine
-                .with_local(|l| Ok((l.store.attachment_quota()?, l.store.attachment_usage()?)))
-        })
-        .await
+        self.local(|l| Ok((l.store.attachment_quota()?, l.store.attachment_usage()?)))
+            .await
     }
 
     /// Sets the profile's attachment quota (files already here stay).
     pub async fn set_attachment_quota(&self, bytes: u64) -> Result<()> {
-        guarded(async {
-            self.engine
-                .with_local(|l| Ok(l.store.set_attachment_quota(bytes)?))
-        })
-        .await
+        self.local(move |l| Ok(l.store.set_attachment_quota(bytes)?))
+            .await
     }
 
     /// Exports a message or thread to `dir` (see [`crate::export`]):
@@ -155,20 +161,20 @@ impl Client {
         options: ExportOptions,
         progress: Progress<'_>,
     ) -> Result<ExportReport> {
-        guarded(async {
-            let plan = self
-                .engine
-                .with_local(|l| l.export_plan(&scope, &options))?;
+        let dir = dir.to_path_buf();
+        let engine = self.engine.clone();
+        runtime::blocking_with_progress(progress, move |cell| {
+            let progress = move |done, total| cell.post(done, total);
+            let plan = engine.with_local(|l| l.export_plan(&scope, &options))?;
             let sign = |bytes: &[u8]| {
-                self.engine.with_local(|l| {
+                engine.with_local(|l| {
                     Ok(l.account
                         .identity()
                         .sign(occ_protocol::contexts::EXPORT_MANIFEST, bytes))
                 })
             };
-            let report = crate::export::write(dir, &plan, &options.encryption, &sign, progress)?;
-            self.engine
-                .with_local(|l| l.exported(&plan, report.encryption.as_deref()))?;
+            let report = crate::export::write(&dir, &plan, &options.encryption, &sign, &progress)?;
+            engine.with_local(|l| l.exported(&plan, report.encryption.as_deref()))?;
             Ok(report)
         })
         .await

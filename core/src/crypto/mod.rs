@@ -26,6 +26,7 @@
 //! supplies *trusted* time, so a device clock turned back cannot delay a
 //! rotation.
 
+pub mod credential;
 pub mod group;
 pub mod handshake;
 pub mod identity;

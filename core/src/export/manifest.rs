@@ -149,6 +149,12 @@ fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Resul
     Ok(())
 }
 
+/// [`verify_export`] off the caller's thread (on the core's blocking pool):
+/// it reads and hashes every file of the export.
+pub async fn verify_export_async(dir: std::path::PathBuf) -> Result<ExportVerification> {
+    crate::client::runtime::blocking(move || verify_export(&dir)).await
+}
+
 /// Verifies an export folder (see the module documentation).
 pub fn verify_export(dir: &Path) -> Result<ExportVerification> {
     let read = |name: &str| -> Result<Vec<u8>> {

@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::store::attachments::AttachmentSource;
 use archive::{DirSink, Hashing, Sink, TarSink, io};
 pub use dlp::{DlpAction, DlpRules};
-pub use manifest::{ExportVerification, FileEntry, Manifest, verify_export};
+pub use manifest::{ExportVerification, FileEntry, Manifest, verify_export, verify_export_async};
 
 /// The encrypted archive's file name.
 pub const ARCHIVE: &str = "export.tar.age";

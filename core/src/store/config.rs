@@ -101,6 +101,11 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the enrolment record (a changed push endpoint).
+    pub(crate) fn update_enrolment(&mut self, json: &[u8]) -> Result<(), StoreError> {
+        set_enrolment(&self.conn, json)
+    }
+
     /// Records that the relay holds signed prekey `id`.
     pub(crate) fn set_published_signed_prekey(&mut self, id: i64) -> Result<(), StoreError> {
         set_published_signed_prekey(&self.conn, id)

@@ -43,6 +43,7 @@ pub mod crypto_state;
 pub mod db;
 pub(crate) mod distributions;
 pub(crate) mod files;
+pub(crate) mod lockfile;
 pub mod messages;
 pub mod migrations;
 pub(crate) mod notices;
@@ -78,6 +79,10 @@ pub const LIGHT_CACHE_KIB: u32 = 256;
 pub const DB_FILE: &str = "occ.db";
 /// Attachment directory inside a profile directory.
 pub const ATTACHMENT_DIR: &str = "attachments";
+/// The profile's public push verifier (see [`crate::push`]).
+pub const VERIFIER_FILE: &str = "push-verifier.json";
+/// What the locked push path saw, for the next unlock (see [`crate::push`]).
+pub const LOCKED_LOG_FILE: &str = "push-locked.jsonl";
 
 /// Errors of the store. Messages say what failed and what to do; they never
 /// contain message content or key material.

@@ -20,6 +20,9 @@ pub(crate) enum NoticeState {
     Downloaded,
     /// The user declined it: the inbox will not store it.
     Declined,
+    /// Prompted, never answered, and its notice expired (its notification
+    /// was withdrawn).
+    Lapsed,
 }
 
 impl NoticeState {
@@ -29,6 +32,7 @@ impl NoticeState {
             Self::Denied => "denied",
             Self::Downloaded => "downloaded",
             Self::Declined => "declined",
+            Self::Lapsed => "lapsed",
         }
     }
 
@@ -38,6 +42,7 @@ impl NoticeState {
             Self::Denied,
             Self::Downloaded,
             Self::Declined,
+            Self::Lapsed,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -122,10 +127,52 @@ pub(crate) fn declined_in(conn: &Connection, relay_id: &str) -> Result<bool, Sto
 
 /// Forgets notices expired a day ago (replays of them are refused as
 /// expired anyway).
+/// Records a notice shown while the profile was locked (so it stays a
+/// replay), unless it is already known.
+pub(crate) fn note_locked_in(
+    conn: &Connection,
+    at_ms: i64,
+    relay_id: &str,
+) -> Result<(), StoreError> {
+    add_in(
+        conn,
+        at_ms,
+        relay_id,
+        "",
+        "",
+        at_ms.saturating_add(UNSEEN_KEEP_MS),
+        NoticeState::Prompted,
+    )?;
+    Ok(())
+}
+
+/// Marks prompted notices whose expiry passed as lapsed; returns their
+/// relay ids (once each).
+pub(crate) fn lapse_in(conn: &Connection, now: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE notices SET state = 'lapsed' WHERE state = 'prompted' AND expires_ms <= ?1
+         RETURNING relay_id",
+    )?;
+    let ids = stmt.query_map([now], |r| r.get::<_, String>(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 pub(crate) fn purge_in(conn: &Connection, now: i64) -> Result<u64, StoreError> {
     let n = conn.execute(
         "DELETE FROM notices WHERE expires_ms < ?1",
         [now.saturating_sub(24 * 3600 * 1000)],
     )?;
     Ok(n as u64)
+}
+
+impl super::Store {
+    /// Records a notice shown while the profile was locked (see
+    /// [`crate::push`]'s locked path).
+    pub(crate) fn note_locked_notice(
+        &mut self,
+        relay_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        note_locked_in(&self.conn, at_ms, relay_id)
+    }
 }

@@ -22,6 +22,7 @@ use super::{DB_FILE, Store, StoreError};
 use crate::retention::{Clock, SystemClock};
 
 /// Creates, lists, opens and wipes profiles under one root directory.
+#[derive(Clone)]
 pub struct ProfileDirs {
     root: PathBuf,
     clock: Arc<dyn Clock>,
@@ -84,6 +85,11 @@ impl ProfileDirs {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The clock profiles are opened with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The directory of profile `name`.
@@ -169,14 +175,21 @@ impl ProfileDirs {
 }
 
 /// Removes a profile's files from `dir` (its store closed): the database
-/// and its WAL, the key check and the attachments (whose keys were in the
-/// database). The directory itself stays, empty.
+/// and its WAL, the key check, the credential lock (the wrapped key), the
+/// push verifier and its record, and the attachments (whose keys were in
+/// the database). The directory itself stays, empty.
 pub(crate) fn wipe_dir(dir: &Path) -> Result<(), StoreError> {
     for name in [
         super::DB_FILE.to_string(),
         format!("{}-wal", super::DB_FILE),
         format!("{}-shm", super::DB_FILE),
         super::db::KEY_CHECK_FILE.to_string(),
+        super::lockfile::LOCK_FILE.to_string(),
+        format!("{}.new", super::lockfile::LOCK_FILE),
+        super::VERIFIER_FILE.to_string(),
+        format!("{}.tmp", super::VERIFIER_FILE),
+        super::LOCKED_LOG_FILE.to_string(),
+        format!("{}.tmp", super::LOCKED_LOG_FILE),
     ] {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {

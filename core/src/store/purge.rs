@@ -181,12 +181,14 @@ impl Store {
         )?;
         update_tombstones(&tx, now, expired.iter().chain(kept_too_long.iter()))?;
         let undelivered_ids = outbox::drop_expired_in(&tx, now)?;
+        let lapsed_prompts = super::notices::lapse_in(&tx, now)?;
         let report = PurgeReport {
             at_ms: now,
             expired_ids: expired.into_iter().map(|(id, _)| id).collect(),
             kept_too_long_ids: kept_too_long.into_iter().map(|(id, _)| id).collect(),
             undelivered_ids,
             attachments: files.len() as u64,
+            lapsed_prompts,
         };
         log_in(&tx, &report)?;
         purge_metadata_in(&tx, meta_cutoff)?;

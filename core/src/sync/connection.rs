@@ -318,6 +318,7 @@ impl Engine {
             service_key: hex::encode(info.service_key),
             org_key: org_key.map(hex::encode),
             linked_by,
+            push_endpoint: opts.push_endpoint.clone(),
         };
         let spk_id = account.signed_prekey()?.id;
         let json = serde_json::to_vec(&enrolment)
@@ -325,12 +326,39 @@ impl Engine {
         self.with_local(|l| {
             l.store.save_enrolment(&json, i64::from(spk_id))?;
             l.enrolment = Some(enrolment.clone());
-            Ok(())
+            crate::push::write_verifier(l.store.dir(), &enrolment, l.store.now_ms())
         })?;
         self.relay.set(api);
         drop(_gate);
         self.connect().await?;
         Ok(enrolment)
+    }
+
+    /// Replaces this device's push endpoint on the relay (the push
+    /// distributor gave it a new one), then in the enrolment record.
+    pub(crate) async fn set_push_endpoint(&self, endpoint: Option<String>) -> Result<()> {
+        if let Some(url) = &endpoint
+            && (url.len() > 2048 || !url.starts_with("https://"))
+        {
+            return Err(Error::invalid(
+                "a push endpoint is an https:// URL of at most 2048 bytes",
+            ));
+        }
+        let sent = endpoint.clone();
+        self.call(move |api| {
+            let sent = sent.clone();
+            Box::pin(async move { api.set_push_endpoint(sent.as_deref()).await })
+        })
+        .await?;
+        self.with_local(|l| {
+            let mut enrolment = l.enrolment()?.clone();
+            enrolment.push_endpoint = endpoint;
+            let json = serde_json::to_vec(&enrolment)
+                .map_err(|e| Error::internal(format!("enrolment record: {e}")))?;
+            l.store.update_enrolment(&json)?;
+            l.enrolment = Some(enrolment);
+            Ok(())
+        })
     }
 
     /// The API client for the enrolled relay (built on first use).

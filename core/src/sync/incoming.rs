@@ -69,6 +69,9 @@ pub struct ReceivedMessage {
     pub message_id: String,
     /// The sending user.
     pub sender: String,
+    /// Whether it is an urgent alert (such a batch is a critical event:
+    /// never dropped for a slow subscriber).
+    pub urgent: bool,
 }
 
 /// What became of one inbox item.
@@ -641,6 +644,7 @@ fn store_text(
                 thread_id: t.thread_id,
                 message_id: id,
                 sender: sender_user.to_string(),
+                urgent: t.urgent.is_some(),
             },
         },
         Inserted::Duplicate => ItemOutcome::Duplicate,

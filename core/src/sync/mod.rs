@@ -95,6 +95,10 @@ pub struct Enrolment {
     /// enrolled with a link: trusted as its own user's device.
     #[serde(default)]
     pub linked_by: Option<String>,
+    /// The push endpoint the relay posts this device's notices to, if any
+    /// (set at enrolment, replaced with `Client::set_push_endpoint`).
+    #[serde(default)]
+    pub push_endpoint: Option<String>,
 }
 
 /// The enrolment stored in a profile, if enrolled.
@@ -151,6 +155,9 @@ impl Local {
 /// One open profile and its relay connection (see the module documentation).
 pub(crate) struct Engine {
     local: Mutex<Option<Local>>,
+    /// Set the moment the profile starts closing: every later call fails
+    /// with [`Error::Closed`] without waiting for the lock.
+    closing: std::sync::atomic::AtomicBool,
     pub(crate) relay: connection::Relay,
     pub(crate) directory: directory::Directory,
     pub(crate) events: Events,
@@ -165,6 +172,7 @@ impl Engine {
     pub(crate) fn new(local: Local) -> Self {
         Self {
             local: Mutex::new(Some(local)),
+            closing: std::sync::atomic::AtomicBool::new(false),
             relay: connection::Relay::default(),
             directory: directory::Directory::default(),
             events: Events::default(),
@@ -177,6 +185,9 @@ impl Engine {
     /// Runs `f` on the local state, holding the lock for exactly that long.
     /// [`Error::Closed`] once the engine is closed.
     pub(crate) fn with_local<T>(&self, f: impl FnOnce(&mut Local) -> Result<T>) -> Result<T> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         let mut guard = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         let local = guard.as_mut().ok_or(Error::Closed)?;
         f(local)
@@ -186,20 +197,31 @@ impl Engine {
     /// connection dropped; every later call fails with [`Error::Closed`].
     /// Returns whether it was open.
     pub(crate) fn close(&self) -> bool {
+        self.begin_close();
         let local = self
             .local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        // The locked push path measures expiry from at least this time.
+        if let Some(l) = &local
+            && let Some(e) = &l.enrolment
+            && let Err(err) = crate::push::write_verifier(l.store.dir(), e, l.store.now_ms())
+        {
+            tracing::warn!("refreshing the push verifier failed: {err}");
+        }
         self.relay.forget();
         local.is_some()
     }
 
+    /// Marks the profile closing (calls fail with [`Error::Closed`] from
+    /// now on) without waiting for its lock; whether it was open.
+    pub(crate) fn begin_close(&self) -> bool {
+        !self.closing.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
-        self.local
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn note_relay_prekeys(&self, count: u64) {

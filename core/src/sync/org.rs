@@ -57,7 +57,12 @@ pub(crate) fn held_policy(conn: &Connection, enrolment: &Enrolment) -> Result<Op
 
 /// The relay's service key learned at enrolment.
 pub(crate) fn service_key(enrolment: &Enrolment) -> Result<VerifyingKey> {
-    parse_device_id(&enrolment.service_key)
+    verifying_key_hex(&enrolment.service_key)
+}
+
+/// An Ed25519 key stored as 64 hex characters.
+pub(crate) fn verifying_key_hex(hex_key: &str) -> Result<VerifyingKey> {
+    parse_device_id(hex_key)
         .and_then(|k| VerifyingKey::from_bytes(&k).ok())
         .ok_or_else(|| Error::corrupt("the stored service key"))
 }
@@ -156,6 +161,9 @@ impl Local {
             Some(ms) => self.store.set_org_max_keep_period_ms(ms)?,
             None => self.store.clear_org_max_keep_period()?,
         }
+        if let Some(max) = policy.max_unlock_failures {
+            crate::store::lockfile::set_max_failures(self.store.dir(), max)?;
+        }
         self.policy = Some(policy);
         Ok(true)
     }
@@ -244,7 +252,15 @@ impl Engine {
                     self.wipe()?;
                     return Ok(true);
                 }
-                Some(CommandAction::Lock) => self.events.emit(ClientEvent::Locked { locked: true }),
+                Some(CommandAction::Lock) => {
+                    self.events.emit(ClientEvent::WithdrawNotifications {
+                        message_ids: Vec::new(),
+                        relay_message_ids: Vec::new(),
+                        all: true,
+                        reason: crate::events::WithdrawReason::Locked,
+                    });
+                    self.events.emit(ClientEvent::Locked { locked: true });
+                }
                 Some(CommandAction::Unlock) => {
                     self.events.emit(ClientEvent::Locked { locked: false })
                 }
@@ -275,7 +291,14 @@ impl Engine {
         let dir = self.with_local(|l| Ok(l.store.dir().to_path_buf()))?;
         self.close();
         crate::store::profiles::wipe_dir(&dir)?;
+        self.events.emit(ClientEvent::WithdrawNotifications {
+            message_ids: Vec::new(),
+            relay_message_ids: Vec::new(),
+            all: true,
+            reason: crate::events::WithdrawReason::Wiped,
+        });
         self.events.emit(ClientEvent::ProfileWiped);
+        self.events.end();
         Ok(())
     }
 

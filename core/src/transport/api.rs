@@ -543,6 +543,21 @@ impl ApiClient {
         Ok(r.commands.into_iter().map(|c| c.0).collect())
     }
 
+    /// Replaces this device's push endpoint on the relay (or clears it).
+    pub async fn set_push_endpoint(&self, endpoint: Option<&str>) -> Result<(), TransportError> {
+        let req = self.bearer(
+            self.http
+                .put(self.url_for("/push/endpoint"))
+                .json(&PushEndpointRequest {
+                    push_endpoint: endpoint.map(str::to_string),
+                })
+                .timeout(Duration::from_secs(30)),
+        )?;
+        let resp = req.send().await.map_err(|e| self.map_send_error(e))?;
+        let _: serde_json::Value = self.read(resp, MAX_ANSWER_BYTES).await?;
+        Ok(())
+    }
+
     /// Asks the relay to countersign this device's audit chain head (the
     /// caller verifies the signature).
     pub async fn countersign_audit_head(

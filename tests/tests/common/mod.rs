@@ -212,7 +212,14 @@ impl occ_core::EventListener for Recorder {
 }
 
 impl Recorder {
+    /// What the listener saw of every event emitted so far (events reach
+    /// listeners on their own threads: this waits until they are handed
+    /// over).
     pub fn events(&self) -> Vec<occ_core::ClientEvent> {
+        assert!(
+            occ_core::wait_for_listeners(Duration::from_secs(10)),
+            "listeners did not drain"
+        );
         self.0.lock().unwrap().clone()
     }
 }

@@ -15,6 +15,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.asCoroutineDispatcher
 import org.occ.Client
 import org.occ.ClientEvent
 import org.occ.EventListener
@@ -43,6 +44,8 @@ import org.occ.sendText
 import org.occ.setLogger
 import org.occ.text
 import org.occ.thread
+import org.occ.ensureNativeLibrary
+import org.occ.coreVersion
 
 fun main() = runTests(
     "bindings",
@@ -65,7 +68,11 @@ fun main() = runTests(
         "a forged push notice gets no prompt and is audited" to ::forgedNotice,
         "a file goes through the relay with progress; quota is a typed error" to ::attachments,
         "an encrypted export verifies; a changed byte or a card number is refused" to ::exports,
+        "a single-threaded main dispatcher is never blocked by the core" to ::mainThread,
+        "a subscriber that never reads blocks nobody and loses nothing critical" to ::slowSubscriber,
+        "the native library matches these bindings" to ::nativeLibrary,
     ),
+    timeout = 180.seconds,
 )
 
 suspend fun exchange(relay: Relay) {
@@ -110,9 +117,8 @@ suspend fun events(relay: Relay) {
             val first = alice.sendText(directTo(b), "one", 600.seconds)
             alice.flush()
             bob.receive(0u)
-            check(seen.any { it is ClientEvent.MessagesReceived && it.messages.any { m -> m.messageId == first } }) {
-                "listener saw $seen"
-            }
+            // Events reach listeners on a core thread of their own.
+            eventually { seen.any { it is ClientEvent.MessagesReceived && it.messages.any { m -> m.messageId == first } } }
             bob.setListener(null)
 
             // Through the Flow.
@@ -518,4 +524,147 @@ suspend fun exports(relay: Relay) {
             expectEqual(1, bob.auditEntries(0u, 1000u).count { it.kind == "exported" }, "audited once")
         }
     }
+}
+
+/**
+ * A single thread standing in for Android's main thread: every task it runs
+ * is timed, so the longest one is the longest the UI would have stalled.
+ */
+class TimedMainThread : java.util.concurrent.Executor, AutoCloseable {
+    private val thread = java.util.concurrent.Executors.newSingleThreadExecutor { r -> Thread(r, "test-main") }
+    val longestNs = java.util.concurrent.atomic.AtomicLong()
+    val tasks = java.util.concurrent.atomic.AtomicLong()
+    override fun execute(command: Runnable) {
+        thread.execute {
+            val t = System.nanoTime()
+            command.run()
+            val d = System.nanoTime() - t
+            tasks.incrementAndGet()
+            longestNs.accumulateAndGet(d) { a, b -> maxOf(a, b) }
+        }
+    }
+    override fun close() = thread.shutdown()
+}
+
+suspend fun mainThread(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    val (bob, b) = enrolled(relay, "bob")
+    alice.use {
+        bob.use {
+            // 10,000 messages in alice's profile that will all have expired
+            // (queued, never sent: the purge removes messages and outbox rows).
+            val tid = alice.newThreadId()
+            val fill = System.nanoTime()
+            coroutineScope {
+                (0 until 4).map { part ->
+                    launch(Dispatchers.IO) { repeat(2_500) { i -> alice.sendText(thread(tid, b), "m$part-$i", 2.seconds) } }
+                }
+            }
+            println("   measured: 10,000 sends (local acceptance) in ${(System.nanoTime() - fill) / 1_000_000} ms")
+            expectEqual(10_000uL, alice.outboxLen(), "queued")
+            delay(2_200)
+            bob.startSync(defaultSyncOptions()).use { _ ->
+                TimedMainThread().use { mainThread ->
+                    val main = mainThread.asCoroutineDispatcher()
+                    val latencies = java.util.Collections.synchronizedList(mutableListOf<Long>())
+                    coroutineScope {
+                        val purge = async(Dispatchers.Default) { alice.purge() }
+                        launch(main) {
+                            delay(20) // the purge holds alice's profile now
+                            repeat(200) { i ->
+                                val t = System.nanoTime()
+                                when (i % 4) {
+                                    0 -> alice.messages(tid, 50u)
+                                    1 -> alice.threads()
+                                    2 -> bob.sendText(directTo(a), "from main $i", 600.seconds)
+                                    else -> bob.purge()
+                                }
+                                latencies.add(System.nanoTime() - t)
+                            }
+                        }
+                        val report = purge.await()
+                        expectEqual(10_000, report.expiredIds.size, "purged")
+                    }
+                    val sorted = latencies.sorted()
+                    val longestMs = mainThread.longestNs.get() / 1e6
+                    println("   measured: main thread longest stall %.2f ms over %d tasks; call latency p50 %.1f ms, p99 %.1f ms, max %.1f ms (200 calls during a 10,000-message purge and background sync)"
+                        .format(longestMs, mainThread.tasks.get(), sorted[sorted.size / 2] / 1e6, sorted[sorted.size * 99 / 100] / 1e6, sorted.last() / 1e6))
+                    check(longestMs < 16.0) { "the main thread was blocked for $longestMs ms" }
+                }
+            }
+        }
+    }
+}
+
+/** A listener that blocks until [open] (a collector that stopped reading). */
+class Stuck : EventListener {
+    val gate = java.util.concurrent.CountDownLatch(1)
+    val seen = CopyOnWriteArrayList<ClientEvent>()
+    override fun onEvent(event: ClientEvent) {
+        gate.await()
+        seen.add(event)
+    }
+}
+
+private fun critical(events: List<ClientEvent>) = events.filter {
+    it is ClientEvent.SecurityAlert || it is ClientEvent.WithdrawNotifications || it is ClientEvent.ProfileClosed ||
+        it is ClientEvent.ProfileWiped || it is ClientEvent.Locked
+}
+
+suspend fun slowSubscriber(relay: Relay) {
+    val (alice, a) = enrolled(relay, "alice")
+    suspend fun scenario(end: suspend (Client, ProfileManager) -> Unit, last: ClientEvent) {
+        val root = tempDir("subscribers")
+        ProfileManager(root.path).use { manager ->
+            val bob = manager.create("bob", newKey())
+            val user = uniqueUser("bob")
+            bob.enrol(enrolOptions(relay.settings(), user))
+            val stuck = Stuck()
+            val stuckSub = bob.subscribe(stuck)
+            val reader = CopyOnWriteArrayList<ClientEvent>()
+            coroutineScope {
+                val collecting = launch(Dispatchers.Default) { bob.events().collect { reader.add(it) } }
+                delay(200)
+                // Ordinary events: 150 sends acknowledged by the relay, and messages.
+                val started = System.nanoTime()
+                repeat(150) { bob.sendText(directTo(a), "out $it", 600.seconds) }
+                bob.flush()
+                repeat(5) { alice.sendText(directTo(user), "in $it", 600.seconds) }
+                alice.flush()
+                bob.receive(0u)
+                // Critical events: three forged notices, then the end.
+                val me = bob.deviceId()
+                repeat(3) { i ->
+                    val forged = """{"notice":{"message_id":"${"%032x".format(i)}","recipient_device":"$me",""" +
+                        """"sender_device":"${"cd".repeat(32)}","thread":null,"size":100,"expires_ms":${Long.MAX_VALUE / 2},""" +
+                        """"class":"text","sent_ms":1,"urgent":false,"count":1},"signature":"${"A".repeat(86)}"}"""
+                    expectThrows<OccException.Untrusted> { bob.verifyNotice(forged.toByteArray()) }
+                }
+                end(bob, manager)
+                val emittedMs = (System.nanoTime() - started) / 1_000_000
+                check(stuckSub.pending() <= 64u + 8u) { "the stuck subscriber holds ${stuckSub.pending()} events" }
+                println("   measured: 150 sends + 5 receives + 3 alerts + the end with one subscriber stuck: $emittedMs ms; its queue held ${stuckSub.pending()} events")
+                // The reading subscriber got everything critical, in order.
+                eventually { reader.lastOrNull() == last }
+                collecting.join()
+                stuck.gate.countDown()
+                eventually { stuck.seen.lastOrNull() == last }
+                val want = critical(reader)
+                expectEqual(3, want.count { it is ClientEvent.SecurityAlert }, "three alerts")
+                expectEqual(want, critical(stuck.seen), "the stuck subscriber's critical events, in order")
+                check(stuck.seen.size < reader.size) { "coalesced: ${stuck.seen.size} vs ${reader.size}" }
+                check(stuck.seen.any { it is ClientEvent.Coalesced || (it is ClientEvent.MessageSent) }) { "no ordinary event at all: ${stuck.seen}" }
+                println("   measured: reader got ${reader.size} events, the stuck one ${stuck.seen.size} after it resumed")
+            }
+            stuckSub.close()
+        }
+    }
+    alice.use {
+        scenario({ bob, _ -> bob.closeProfile() }, ClientEvent.ProfileClosed)
+        scenario({ _, manager -> manager.wipe("bob") }, ClientEvent.ProfileWiped)
+    }
+}
+
+suspend fun nativeLibrary(@Suppress("UNUSED_PARAMETER") relay: Relay) {
+    expectEqual(coreVersion(), ensureNativeLibrary(), "the library loads and its checksums match")
 }

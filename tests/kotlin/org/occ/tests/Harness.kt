@@ -50,6 +50,45 @@ suspend fun enrolled(relay: Relay, prefix: String): Pair<Client, String> {
     return client to user
 }
 
+/**
+ * A push gateway on loopback HTTPS, standing in for a UnifiedPush
+ * distributor's server: the relay POSTs its signed notices here, and what
+ * arrives is exactly the `bytesMessage` the distributor hands the app. Its
+ * certificate comes from scripts/test-kotlin.sh (`OCC_PUSH_P12`), whose CA the
+ * relay trusts for push (`--push-ca`).
+ */
+class PushGateway : AutoCloseable {
+    private val bodies = java.util.concurrent.LinkedBlockingQueue<ByteArray>()
+    private val server: com.sun.net.httpserver.HttpsServer
+
+    init {
+        val p12 = System.getenv("OCC_PUSH_P12") ?: error("OCC_PUSH_P12 is not set (run scripts/test-kotlin.sh)")
+        val password = "occtest".toCharArray()
+        val store = java.security.KeyStore.getInstance("PKCS12").apply { File(p12).inputStream().use { load(it, password) } }
+        val kmf = javax.net.ssl.KeyManagerFactory.getInstance(javax.net.ssl.KeyManagerFactory.getDefaultAlgorithm())
+        kmf.init(store, password)
+        val tls = javax.net.ssl.SSLContext.getInstance("TLS").apply { init(kmf.keyManagers, null, null) }
+        server = com.sun.net.httpserver.HttpsServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 16)
+        server.httpsConfigurator = com.sun.net.httpserver.HttpsConfigurator(tls)
+        server.createContext("/") { ex ->
+            bodies.add(ex.requestBody.readBytes())
+            ex.sendResponseHeaders(204, -1)
+            ex.close()
+        }
+        server.start()
+    }
+
+    /** The endpoint to register for a profile. */
+    val url: String get() = "https://localhost:${server.address.port}/push"
+
+    /** The next body the relay POSTs (waits up to [timeout]). */
+    fun next(timeout: Duration = 10.seconds): ByteArray =
+        bodies.poll(timeout.inWholeMilliseconds, java.util.concurrent.TimeUnit.MILLISECONDS)
+            ?: throw TestFailure("no push arrived within $timeout")
+
+    override fun close() = server.stop(0)
+}
+
 /** Polls [check] until it holds or [timeout] passes. */
 suspend fun eventually(timeout: Duration = 10.seconds, check: suspend () -> Boolean) {
     withTimeout(timeout) {

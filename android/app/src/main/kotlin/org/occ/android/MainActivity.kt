@@ -1,10 +1,20 @@
-// The screens, and nothing else: profiles (switch, lock, wipe), enrolment,
-// threads, a conversation with a live TTL countdown, and the keep period.
-// All state comes from the logic module's models.
+// The screens, and nothing else: profiles (unlock with a PIN or the
+// platform's user authentication, wipe), enrolment, threads, a conversation
+// with a live TTL countdown, and the keep period. All state comes from the
+// logic module's models; every core call is a suspend function whose work
+// runs on the core's threads, so calling it from the main thread is safe.
 package org.occ.android
 
 import android.os.Bundle
-import androidx.activity.ComponentActivity
+import android.Manifest
+import android.os.Build
+import androidx.activity.result.contract.ActivityResultContracts
+import androidx.biometric.BiometricManager
+import androidx.biometric.BiometricPrompt
+import androidx.core.content.ContextCompat
+import androidx.fragment.app.FragmentActivity
+import androidx.compose.ui.text.input.PasswordVisualTransformation
+import org.occ.app.UnlockResult
 import androidx.activity.compose.setContent
 import androidx.compose.foundation.clickable
 import androidx.compose.foundation.layout.Arrangement
@@ -40,40 +50,87 @@ import org.occ.app.ProfileSession
 import org.occ.app.replyTo
 import org.occ.directTo
 
-class MainActivity : ComponentActivity() {
+class MainActivity : FragmentActivity() {
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         val app = application as OccApp
+        if (Build.VERSION.SDK_INT >= 33) {
+            registerForActivityResult(ActivityResultContracts.RequestPermission()) {}
+                .launch(Manifest.permission.POST_NOTIFICATIONS)
+        }
         setContent {
             MaterialTheme {
                 Surface(Modifier.fillMaxSize()) {
                     val session by app.session.collectAsState()
                     val current = session
-                    if (current == null) ProfilesScreen(app) else ProfileScreen(app, current)
+                    if (current == null) ProfilesScreen(app, this) else ProfileScreen(app, current)
                 }
             }
         }
     }
+
+    /** Shows the platform's user-authentication prompt; [done] after success. */
+    fun authenticate(done: () -> Unit) {
+        val prompt = BiometricPrompt(this, ContextCompat.getMainExecutor(this), object : BiometricPrompt.AuthenticationCallback() {
+            override fun onAuthenticationSucceeded(result: BiometricPrompt.AuthenticationResult) = done()
+        })
+        prompt.authenticate(
+            BiometricPrompt.PromptInfo.Builder()
+                .setTitle("Unlock your occ profile")
+                .setAllowedAuthenticators(BiometricManager.Authenticators.BIOMETRIC_STRONG or BiometricManager.Authenticators.DEVICE_CREDENTIAL)
+                .build(),
+        )
+    }
+}
+
+/** What the unlock screen says about an attempt. */
+private fun describe(r: UnlockResult): String? = when (r) {
+    is UnlockResult.Opened -> null
+    is UnlockResult.WrongCredential -> "Wrong PIN. ${r.attemptsLeft} attempts left before this profile is wiped." +
+        if (r.retryAfterMs > 0) " Try again in ${r.retryAfterMs / 1000} s." else ""
+    is UnlockResult.TryLater -> "Too many attempts. Try again in ${r.retryAfterMs / 1000} s."
+    UnlockResult.NeedsUserAuthentication -> "Confirm it is you first."
+    UnlockResult.Wiped -> "Too many failed attempts: this profile was wiped."
 }
 
 @Composable
-private fun ProfilesScreen(app: OccApp) {
-    var profiles by remember { mutableStateOf(app.device.profiles()) }
+private fun ProfilesScreen(app: OccApp, activity: MainActivity) {
+    val scope = rememberCoroutineScope()
+    var profiles by remember { mutableStateOf<List<String>>(emptyList()) }
+    var refresh by remember { mutableStateOf(0) }
+    LaunchedEffect(refresh) { profiles = runCatching { app.device.profiles() }.getOrDefault(emptyList()) }
     var name by remember { mutableStateOf("") }
-    var error by remember { mutableStateOf<String?>(null) }
+    var pin by remember { mutableStateOf("") }
+    var message by remember { mutableStateOf<String?>(null) }
+    fun unlock(p: String, withPin: Boolean) = scope.launch {
+        val r = app.unlock(p, if (withPin) pin.encodeToByteArray() else null)
+        pin = ""
+        if (r == UnlockResult.NeedsUserAuthentication) {
+            activity.authenticate { scope.launch { message = describe(app.unlock(p, null)) } }
+        } else {
+            message = describe(r)
+        }
+        refresh++
+    }
     Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
         Text("Who is using this device?", style = MaterialTheme.typography.titleLarge)
+        OutlinedTextField(pin, { pin = it }, label = { Text("PIN") }, visualTransformation = PasswordVisualTransformation())
         profiles.forEach { p ->
             Row(Modifier.fillMaxWidth(), horizontalArrangement = Arrangement.SpaceBetween) {
-                TextButton(onClick = { runCatching { app.open(p, create = false) }.onFailure { error = it.toString() } }) { Text(p) }
-                TextButton(onClick = { app.wipe(p); profiles = app.device.profiles() }) { Text("Wipe") }
+                TextButton(onClick = { unlock(p, withPin = !app.device.usesUserAuth(p)) }) { Text(p) }
+                TextButton(onClick = { scope.launch { app.wipe(p); refresh++ } }) { Text("Wipe") }
             }
         }
         OutlinedTextField(name, { name = it }, label = { Text("New profile") })
-        Button(onClick = {
-            runCatching { app.open(name, create = true) }.onFailure { error = it.toString() }
-        }) { Text("Create") }
-        error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
+        Row {
+            Button(onClick = {
+                scope.launch { runCatching { app.create(name, pin.encodeToByteArray()) }.onFailure { message = it.toString() } }
+            }) { Text("Create with PIN") }
+            TextButton(onClick = {
+                scope.launch { runCatching { app.create(name, null) }.onFailure { message = it.toString() } }
+            }) { Text("Use fingerprint / face") }
+        }
+        message?.let { Text(it, color = MaterialTheme.colorScheme.error) }
     }
 }
 
@@ -96,7 +153,7 @@ private fun ProfileScreen(app: OccApp, session: ProfileSession) {
             TextButton(onClick = { app.lock() }) { Text("Lock") }
         }
         when {
-            enrolled == false -> EnrolScreen(session) { enrolled = true; session.startSync() }
+            enrolled == false -> EnrolScreen(app, session) { enrolled = true }
             openThread != null -> ConversationScreen(session, openThread!!) { openThread = null }
             enrolled == true -> {
                 ThreadsScreen(session) { openThread = it }
@@ -107,7 +164,7 @@ private fun ProfileScreen(app: OccApp, session: ProfileSession) {
 }
 
 @Composable
-private fun EnrolScreen(session: ProfileSession, done: () -> Unit) {
+private fun EnrolScreen(app: OccApp, session: ProfileSession, done: () -> Unit) {
     val scope = rememberCoroutineScope()
     var url by remember { mutableStateOf("https://") }
     var pin by remember { mutableStateOf("sha256/") }
@@ -119,7 +176,8 @@ private fun EnrolScreen(session: ProfileSession, done: () -> Unit) {
     Button(onClick = {
         scope.launch {
             try {
-                session.enrol(url, pin, user)
+                session.enrol(url, pin, user, pushEndpoint = app.endpoints.getString(session.name, null))
+                session.startSync()
                 done()
             } catch (e: OccException.PinMismatch) {
                 error = "The relay's certificate does not match the pin (it presented ${e.presented.joinToString()})."

@@ -37,16 +37,19 @@ class EventRouter(
         client.events().collect { handle(it) }
     }
 
+    private suspend fun refresh() {
+        runCatching { threads.refresh() }
+        conversations().forEach { runCatching { it.refresh() } }
+    }
+
     suspend fun handle(event: ClientEvent) {
         when (event) {
-            is ClientEvent.MessagesReceived, is ClientEvent.MessagesExpired, is ClientEvent.MessageSent -> {
-                threads.refresh()
-                conversations().forEach { it.refresh() }
-            }
+            is ClientEvent.MessagesReceived, is ClientEvent.MessagesExpired, is ClientEvent.MessageSent,
+            is ClientEvent.Coalesced -> refresh()
             is ClientEvent.DeliveryFailed -> alertFlow.emit(Alert("undelivered", event.reason))
             is ClientEvent.SecurityAlert -> alertFlow.emit(Alert(event.kind.name.lowercase(), event.detail))
             is ClientEvent.ConnectionChanged -> connectedFlow.value = event.connected
-            is ClientEvent.ReceiptReceived, ClientEvent.PolicyChanged -> conversations().forEach { it.refresh() }
+            is ClientEvent.ReceiptReceived, ClientEvent.PolicyChanged -> conversations().forEach { runCatching { it.refresh() } }
             is ClientEvent.AlertEscalated -> alertFlow.emit(
                 Alert("escalation", "not acknowledged by ${event.unacknowledged.joinToString(", ")}"),
             )
@@ -57,6 +60,7 @@ class EventRouter(
                 Alert("locked", if (event.locked) "locked by your organisation" else "unlocked"),
             )
             ClientEvent.ProfileWiped -> alertFlow.emit(Alert("wiped", "this profile was wiped by your organisation"))
+            ClientEvent.ProfileClosed, is ClientEvent.WithdrawNotifications -> {}
         }
     }
 }

@@ -1,83 +1,163 @@
 // Shared devices: several people, one phone. Each person has a profile (its
-// own database and key); the switcher opens one at a time, locks it (closes
-// it, so its key leaves memory) and wipes it (files and wrapped key).
+// own database and key) that opens only with that person's credential:
+//
+// - a PIN or passphrase, which the core stretches (scrypt) together with a
+//   secret this device keeps in its keystore, so guessing needs this device;
+//   the core counts failures, makes the user wait after three, and wipes the
+//   profile at the limit (the app's, or the organisation policy's);
+// - or platform user authentication (fingerprint, face, device PIN): a
+//   random credential kept wrapped under a keystore key that only opens
+//   after the platform authenticated the user, then the same core unlock.
+//
+// At most one profile is open. Locking closes it at once (its key leaves
+// memory; its notifications are withdrawn); switching is lock + unlock;
+// wiping deletes the profile's files, its wrapped secrets and its keystore
+// keys.
 package org.occ.app
 
 import java.io.File
+import java.security.SecureRandom
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.sync.Mutex
+import kotlinx.coroutines.sync.withLock
 import org.occ.Client
+import org.occ.LockOptions
+import org.occ.OccException
 import org.occ.ProfileManager
-import org.occ.generateDatabaseKey
+import org.occ.defaultLockOptions
 
 /** The profile in use. */
 data class ActiveProfile(val name: String, val client: Client)
 
-/** Opens, switches, locks and wipes profiles; at most one is open. */
-class ProfileSwitcher(
+/** The platform must authenticate the user before this key can be used. */
+class UserAuthenticationRequired(message: String = "authenticate the user first") : Exception(message)
+
+/** How an unlock went. */
+sealed interface UnlockResult {
+    data class Opened(val client: Client) : UnlockResult
+
+    /** Counted: [attemptsLeft] more failures wipe the profile. */
+    data class WrongCredential(val attemptsLeft: Int, val retryAfterMs: Long) : UnlockResult
+
+    /** Too soon after failures: not tried. */
+    data class TryLater(val retryAfterMs: Long) : UnlockResult
+
+    /** The platform has to authenticate the user first (show its prompt, then retry). */
+    data object NeedsUserAuthentication : UnlockResult
+
+    /** That was the last allowed failure: the profile is gone. */
+    data object Wiped : UnlockResult
+}
+
+/**
+ * Creates, unlocks, locks, switches and wipes the profiles of one device.
+ * [secrets] wraps each profile's device secret (a keystore key that needs no
+ * authentication: it binds the PIN to this device); [userAuth], where the
+ * platform has it, wraps the credential of profiles unlocked by user
+ * authentication.
+ */
+class DeviceProfiles(
     root: File,
-    private val wrapper: KeyWrapper,
+    private val secrets: KeyWrapper,
     private val keys: WrappedKeyStore,
+    private val userAuth: KeyWrapper? = null,
+    private val lockOptions: LockOptions = defaultLockOptions(),
+    private val onLocked: (String) -> Unit = {},
 ) : AutoCloseable {
-    private val manager = ProfileManager(File(root, "profiles").path)
+    val manager = ProfileManager(File(root, "profiles").path)
+    private val mutex = Mutex()
     private val active = MutableStateFlow<ActiveProfile?>(null)
 
     /** The open profile, or null when locked. */
     val current: StateFlow<ActiveProfile?> = active.asStateFlow()
 
     /** Every profile on the device. */
-    fun profiles(): List<String> = manager.list()
+    suspend fun profiles(): List<String> = manager.list()
 
-    /** Creates [name] with a fresh key (stored wrapped) and opens it. */
-    @Synchronized
-    fun create(name: String): Client {
-        lock()
-        val key = generateDatabaseKey()
+    /** The open client of [name], if it is the open profile. */
+    fun openClient(name: String): Client? = active.value?.takeIf { it.name == name }?.client
+
+    /** The directory of [name] (for the locked push path). */
+    fun dir(name: String): String = manager.profileDir(name)
+
+    /** Creates [name], unlocked by [pin] on this device, and opens it. */
+    suspend fun createWithPin(name: String, pin: ByteArray): Client = mutex.withLock {
+        lockLocked()
+        val secret = newSecret(name)
         try {
-            keys.put(name, wrapper.wrap(alias(name), key))
-            val client = manager.create(name, key)
-            active.value = ActiveProfile(name, client)
-            return client
+            open(name, manager.createLocked(name, pin, secret, lockOptions))
+        } catch (e: Throwable) {
+            forgetKeys(name)
+            throw e
         } finally {
-            key.fill(0)
+            secret.fill(0)
         }
     }
 
-    /** Locks the open profile and opens [name]. */
-    @Synchronized
-    fun switchTo(name: String): Client {
-        lock()
-        val wrapped = keys.get(name) ?: throw IllegalArgumentException("no key for profile $name")
-        val key = wrapper.unwrap(alias(name), wrapped)
+    /** Creates [name], unlocked by platform user authentication, and opens it. */
+    suspend fun createWithUserAuth(name: String): Client = mutex.withLock {
+        val auth = userAuth ?: throw IllegalStateException("this device has no user authentication")
+        lockLocked()
+        val secret = newSecret(name)
+        val credential = random(32)
         try {
-            val client = manager.open(name, key)
-            active.value = ActiveProfile(name, client)
-            return client
+            keys.put(credentialId(name), auth.wrap(authAlias(name), credential))
+            open(name, manager.createLocked(name, credential, secret, lockOptions))
+        } catch (e: Throwable) {
+            forgetKeys(name)
+            throw e
         } finally {
-            key.fill(0)
+            secret.fill(0)
+            credential.fill(0)
+        }
+    }
+
+    /** Whether [name] unlocks with user authentication (else with its PIN). */
+    fun usesUserAuth(name: String): Boolean = keys.get(credentialId(name)) != null
+
+    /** Locks the open profile and unlocks [name] with [pin]. */
+    suspend fun unlock(name: String, pin: ByteArray): UnlockResult = mutex.withLock {
+        lockLocked()
+        attempt(name, pin)
+    }
+
+    /** Locks the open profile and unlocks [name] after platform user authentication. */
+    suspend fun unlockWithUserAuth(name: String): UnlockResult = mutex.withLock {
+        val auth = userAuth ?: throw IllegalStateException("this device has no user authentication")
+        lockLocked()
+        val wrapped = keys.get(credentialId(name)) ?: throw IllegalArgumentException("$name does not use user authentication")
+        val credential = try {
+            auth.unwrap(authAlias(name), wrapped)
+        } catch (e: UserAuthenticationRequired) {
+            return@withLock UnlockResult.NeedsUserAuthentication
+        }
+        try {
+            attempt(name, credential)
+        } finally {
+            credential.fill(0)
         }
     }
 
     /**
-     * Closes the open profile: its database and key leave memory. Screens
-     * still holding the client get `OccException.Closed` from it; the handle
-     * itself is released when they let go of it.
+     * Closes the open profile: every later call on its client fails with
+     * `Closed` at once, its subscribers are told (and withdraw its
+     * notifications), and the database closes on the core's threads. Never
+     * waits.
      */
-    @Synchronized
     fun lock() {
-        // Released by its holder already? Releasing closed the profile too.
-        active.value?.client?.takeUnless { it.uniffiIsDestroyed }?.closeProfile()
+        val was = active.value ?: return
         active.value = null
+        was.client.takeUnless { it.uniffiIsDestroyed }?.closeProfile()
+        onLocked(was.name)
     }
 
-    /** Deletes [name] for good: its files, its wrapped key and its platform key. */
-    @Synchronized
-    fun wipe(name: String) {
-        if (active.value?.name == name) lock()
+    /** Deletes [name] for good: its files, wrapped secrets and keystore keys. */
+    suspend fun wipe(name: String) = mutex.withLock {
+        if (active.value?.name == name) lockLocked()
         manager.wipe(name)
-        keys.delete(name)
-        wrapper.forget(alias(name))
+        forgetKeys(name)
     }
 
     override fun close() {
@@ -85,5 +165,46 @@ class ProfileSwitcher(
         manager.close()
     }
 
-    private fun alias(name: String) = "occ-profile-$name"
+    private fun lockLocked() = lock()
+
+    private fun open(name: String, client: Client): Client {
+        active.value = ActiveProfile(name, client)
+        return client
+    }
+
+    private suspend fun attempt(name: String, credential: ByteArray): UnlockResult {
+        val wrapped = keys.get(secretId(name)) ?: throw IllegalArgumentException("no profile $name on this device")
+        val secret = secrets.unwrap(secretAlias(name), wrapped)
+        return try {
+            UnlockResult.Opened(open(name, manager.unlock(name, credential, secret)))
+        } catch (e: OccException.WrongCredential) {
+            UnlockResult.WrongCredential(e.attemptsLeft.toInt(), e.retryAfterMs.toLong())
+        } catch (e: OccException.TryLater) {
+            UnlockResult.TryLater(e.retryAfterMs.toLong())
+        } catch (e: OccException.ProfileWiped) {
+            forgetKeys(name)
+            UnlockResult.Wiped
+        } finally {
+            secret.fill(0)
+        }
+    }
+
+    private fun newSecret(name: String): ByteArray {
+        val secret = random(32)
+        keys.put(secretId(name), secrets.wrap(secretAlias(name), secret))
+        return secret
+    }
+
+    private fun forgetKeys(name: String) {
+        keys.delete(secretId(name))
+        keys.delete(credentialId(name))
+        secrets.forget(secretAlias(name))
+        userAuth?.forget(authAlias(name))
+    }
+
+    private fun random(n: Int) = ByteArray(n).also { SecureRandom().nextBytes(it) }
+    private fun secretId(name: String) = "$name.secret"
+    private fun credentialId(name: String) = "$name.credential"
+    private fun secretAlias(name: String) = "occ-profile-$name"
+    private fun authAlias(name: String) = "occ-profile-auth-$name"
 }

@@ -39,8 +39,16 @@
 //! state it advanced; it opens light (no sweep of orphan attachment files,
 //! which the app may be writing). Only the app sweeps.
 
+mod locked;
+
 use std::path::Path;
 use std::sync::Arc;
+
+pub use locked::{
+    LockedNotice, MAX_LOCKED_RECORDS, profile_for_notice, verify_notice_locked,
+    verify_notice_locked_async,
+};
+pub(crate) use locked::{import_locked_notices, write_verifier};
 
 use ed25519_dalek::Signature;
 use occ_protocol::api::{SignedPushNotice, parse_device_id, push_notice_message};
@@ -102,12 +110,24 @@ pub struct DownloadPrompt {
     pub count: u32,
     /// What the policy says.
     pub decision: Decision,
+    /// Whether the organisation lets notifications preview message text
+    /// once downloaded (never on the lock screen).
+    pub previews: bool,
 }
 
 /// Verifies a push notice for the profile in `dir` (opened with `key`)
 /// and builds its prompt. See the module documentation.
 pub fn verify_notice(dir: &str, key: Vec<u8>, notice: Vec<u8>) -> Result<DownloadPrompt> {
     verify_notice_with_clock(dir, key, notice, Arc::new(SystemClock::new()))
+}
+
+/// [`verify_notice`] off the caller's thread (on the core's blocking pool).
+pub async fn verify_notice_async(
+    dir: String,
+    key: Vec<u8>,
+    notice: Vec<u8>,
+) -> Result<DownloadPrompt> {
+    crate::client::runtime::blocking(move || verify_notice(&dir, key, notice)).await
 }
 
 /// As [`verify_notice`] with an injected clock (tests).
@@ -135,52 +155,13 @@ pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadProm
     if config::locked(&store.conn)? {
         return Err(Error::denied("the organisation locked this profile"));
     }
-    if bytes.len() > MAX_NOTICE_LEN {
-        return Err(refuse(
-            store,
-            Error::invalid("the notice is too large"),
-            "oversized notice",
-        ));
-    }
-    let Ok(signed) = serde_json::from_slice::<SignedPushNotice>(bytes) else {
-        return Err(refuse(
-            store,
-            Error::invalid("the notice is malformed"),
-            "malformed notice",
-        ));
-    };
-    let n = signed.notice;
     let service_key = crate::sync::org::service_key(&enrolment)?;
-    let signature = <[u8; 64]>::try_from(signed.signature.as_slice())
-        .map(|s| Signature::from_bytes(&s))
-        .ok();
-    let valid = signature.is_some_and(|s| {
-        service_key
-            .verify_strict(&push_notice_message(&n), &s)
-            .is_ok()
-    });
-    let subject = format!("relay_id={} sender={}", n.message_id, n.sender_device);
-    if !valid {
-        return Err(refuse(
-            store,
-            Error::untrusted("the notice is not signed by this profile's relay"),
-            &format!("bad signature {subject}"),
-        ));
-    }
-    if !n
-        .recipient_device
-        .eq_ignore_ascii_case(&enrolment.device_id)
-    {
-        return Err(refuse(
-            store,
-            Error::untrusted("the notice is for another device"),
-            &format!("for another device {subject}"),
-        ));
-    }
     let now = store.now_ms();
-    if n.expires_ms <= now {
-        return Err(refuse(store, Error::Expired, &format!("expired {subject}")));
-    }
+    let n = match check_signed(bytes, &service_key, &enrolment.device_id, now) {
+        Ok(n) => n,
+        Err((error, detail)) => return Err(refuse(store, error, &detail)),
+    };
+    let subject = format!("relay_id={} sender={}", n.message_id, n.sender_device);
     let sender = parse_device_id(&n.sender_device);
     let (sender_user, trust) = match sender {
         Some(d) => (
@@ -269,7 +250,57 @@ pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadProm
         urgent: n.urgent,
         count: n.count,
         decision,
+        previews: policy.as_ref().is_some_and(|p| p.notification_previews),
     })
+}
+
+/// The checks every notice passes before anything else is looked at: its
+/// size, its form, the relay's signature, this device, not expired at
+/// `now`. A refusal carries the error and the detail to record.
+pub(crate) fn check_signed(
+    bytes: &[u8],
+    service_key: &ed25519_dalek::VerifyingKey,
+    device_id: &str,
+    now: i64,
+) -> std::result::Result<occ_protocol::api::PushNotice, (Error, String)> {
+    if bytes.len() > MAX_NOTICE_LEN {
+        return Err((
+            Error::invalid("the notice is too large"),
+            "oversized notice".into(),
+        ));
+    }
+    let Ok(signed) = serde_json::from_slice::<SignedPushNotice>(bytes) else {
+        return Err((
+            Error::invalid("the notice is malformed"),
+            "malformed notice".into(),
+        ));
+    };
+    let n = signed.notice;
+    let signature = <[u8; 64]>::try_from(signed.signature.as_slice())
+        .map(|s| Signature::from_bytes(&s))
+        .ok();
+    let valid = signature.is_some_and(|s| {
+        service_key
+            .verify_strict(&push_notice_message(&n), &s)
+            .is_ok()
+    });
+    let subject = format!("relay_id={} sender={}", n.message_id, n.sender_device);
+    if !valid {
+        return Err((
+            Error::untrusted("the notice is not signed by this profile's relay"),
+            format!("bad signature {subject}"),
+        ));
+    }
+    if !n.recipient_device.eq_ignore_ascii_case(device_id) {
+        return Err((
+            Error::untrusted("the notice is for another device"),
+            format!("for another device {subject}"),
+        ));
+    }
+    if n.expires_ms <= now {
+        return Err((Error::Expired, format!("expired {subject}")));
+    }
+    Ok(n)
 }
 
 fn decide(
