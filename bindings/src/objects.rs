@@ -186,6 +186,14 @@ impl Client {
         self.0.close_soon();
     }
 
+    /// The profile's database key while it is open, for an iOS
+    /// Notification Service Extension only (keep it in a keychain item
+    /// shared with the extension, readable only while the device is
+    /// unlocked; delete it when the profile locks).
+    pub fn session_key(&self) -> Result<Vec<u8>> {
+        self.0.session_key()
+    }
+
     /// Whether the profile was closed.
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()

@@ -5,7 +5,9 @@
 //! `prompt_ms download_ms baseline_kib peak_after_prompt_kib peak_kib
 //! anon_after_prompt_kib anon_kib`.
 //!
-//! `push_extension DIR KEY_HEX NOTICE_FILE`
+//! `push_extension DIR KEY_HEX NOTICE_FILE`; with `-` for the key, the
+//! profile is locked: the notice is verified without the key
+//! (`verify_notice_locked`), nothing is downloaded, `download_ms` is 0.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::Instant;
@@ -21,9 +23,19 @@ fn status_kib(field: &str) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (dir, key, file) = (&args[1], hex::decode(&args[2]).unwrap(), &args[3]);
+    let (dir, file) = (&args[1], &args[3]);
     let notice = std::fs::read(file).unwrap();
     let baseline = status_kib("VmHWM:");
+    if args[2] == "-" {
+        let t0 = Instant::now();
+        let shown = occ_core::verify_notice_locked(dir, &notice).unwrap();
+        let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+        assert!(!shown.relay_message_id.is_empty());
+        let (peak, anon) = (status_kib("VmHWM:"), status_kib("RssAnon:"));
+        println!("{prompt_ms:.2} 0 {baseline} {peak} {peak} {anon} {anon}");
+        return;
+    }
+    let key = hex::decode(&args[2]).unwrap();
     let t0 = Instant::now();
     let prompt = occ_core::verify_notice(dir, key.clone(), notice).unwrap();
     let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -210,8 +210,11 @@ struct QueueState {
     entries: VecDeque<Pending>,
     ordinary: usize,
     critical: usize,
-    /// Ordinary events merged or dropped since the last `Coalesced`.
+    /// Events (or message ids) merged away or dropped since the last
+    /// `Coalesced`.
     dropped: u32,
+    /// Some of them were urgent messages: `Coalesced` goes out next.
+    urgent_dropped: bool,
     /// The subscriber closed: nothing more is queued or delivered.
     closed: bool,
     /// The client closed: what is pending is delivered, then the end.
@@ -263,11 +266,13 @@ impl QueueState {
     }
 
     /// Merges `event` into the newest pending event it can join; gives it
-    /// back when there is none.
+    /// back when there is none. A critical event merged into moves to the
+    /// back of the queue, so critical events stay in the order of their
+    /// newest part.
     fn merge(&mut self, event: ClientEvent) -> Option<ClientEvent> {
         use ClientEvent as E;
         let critical = event.is_critical();
-        let Some(pending) = self.entries.iter_mut().rev().find(|p| {
+        let Some(index) = self.entries.iter().rposition(|p| {
             p.event.is_critical() == critical
                 && match (&p.event, &event) {
                     (E::MessagesReceived { .. }, E::MessagesReceived { .. })
@@ -293,6 +298,7 @@ impl QueueState {
         }) else {
             return Some(event);
         };
+        let pending = &mut self.entries[index];
         let mut dropped = 0u32;
         match (&mut pending.event, event) {
             (E::MessagesReceived { messages }, E::MessagesReceived { messages: more }) => {
@@ -334,21 +340,27 @@ impl QueueState {
                 // both (a security alert keeps its first detail and counts).
                 if !matches!(slot, E::SecurityAlert { .. }) {
                     *slot = newer;
+                    dropped = 1;
                 }
-                dropped = 1;
             }
         }
         pending.merged = pending.merged.saturating_add(1);
-        if !critical {
-            self.dropped = self.dropped.saturating_add(dropped);
+        self.dropped = self.dropped.saturating_add(dropped);
+        if critical {
+            // Urgent messages named no more: say so at once.
+            self.urgent_dropped |= dropped > 0;
+            if let Some(moved) = self.entries.remove(index) {
+                self.entries.push_back(moved);
+            }
         }
         None
     }
 
     fn take(&mut self) -> Option<ClientEvent> {
         let front_ordinary = self.entries.front().is_some_and(|p| !p.event.is_critical());
-        if self.dropped > 0 && (front_ordinary || self.entries.is_empty()) {
+        if self.dropped > 0 && (front_ordinary || self.entries.is_empty() || self.urgent_dropped) {
             let dropped = std::mem::take(&mut self.dropped);
+            self.urgent_dropped = false;
             return Some(ClientEvent::Coalesced { dropped });
         }
         let Pending { event, merged } = self.entries.pop_front()?;
@@ -617,10 +629,13 @@ impl Events {
     ) -> crate::Result<Subscription> {
         let sub = self.subscribe();
         let queue = sub.queue.clone();
-        listener_queues()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::downgrade(&queue));
+        {
+            let mut all = listener_queues()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            all.retain(|q| q.strong_count() > 0);
+            all.push(Arc::downgrade(&queue));
+        }
         let thread = std::thread::Builder::new()
             .name("occ-events".into())
             .spawn(move || {
@@ -691,6 +706,35 @@ impl Events {
         for q in queues {
             q.end();
         }
+    }
+}
+
+/// The event hub alone, for the events benchmark (`bench-internals`).
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+#[derive(Default)]
+pub struct BenchHub(Events);
+
+#[cfg(feature = "bench-internals")]
+impl BenchHub {
+    /// A pull subscription.
+    pub fn subscribe(&self) -> Subscription {
+        self.0.subscribe()
+    }
+
+    /// A listener subscription.
+    pub fn subscribe_listener(&self, l: Arc<dyn EventListener>) -> crate::Result<Subscription> {
+        self.0.subscribe_listener(l)
+    }
+
+    /// Emits one event to every subscriber.
+    pub fn emit(&self, e: ClientEvent) {
+        self.0.emit(e);
+    }
+
+    /// Ends every subscription.
+    pub fn end(&self) {
+        self.0.end();
     }
 }
 

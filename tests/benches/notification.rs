@@ -9,6 +9,10 @@
 //! stacks, what iOS counts against the extension). Targets: peak ≤ 12 MB
 //! (half the extension's 24 MB), prompt < 50 ms.
 //!
+//! The same for a *locked* profile (its key not available): the notice is
+//! verified against the profile's public verifier and a content-free
+//! prompt is built, nothing opened.
+//!
 //! `cargo bench -p occ-e2e --bench notification` (`OCC_BENCH_QUICK=1`: 3
 //! runs instead of 10).
 #![allow(
@@ -72,7 +76,8 @@ fn main() {
     };
     let child = extension_binary();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (mut prompt, mut download) = (Vec::new(), Vec::new());
+    let (mut prompt, mut download, mut locked) = (Vec::new(), Vec::new(), Vec::new());
+    let mut locked_peak = 0u64;
     let (mut rss_prompt, mut rss_total, mut baseline, mut anon_prompt, mut anon_total) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     rt.block_on(async {
@@ -98,6 +103,25 @@ fn main() {
                 .unwrap();
             let file = env.tmp.path().join(format!("notice{i}.json"));
             std::fs::write(&file, serde_json::to_vec(&notice).unwrap()).unwrap();
+            // First as a locked profile would see it (no key)…
+            let out = std::process::Command::new(&child)
+                .arg(env.profile_dir("bob"))
+                .arg("-")
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let line = String::from_utf8(out.stdout).unwrap();
+            let f: Vec<&str> = line.split_whitespace().collect();
+            locked.push(f[0].parse::<f64>().unwrap());
+            locked_peak = locked_peak.max(f[3].parse().unwrap());
+            // …then unlocked: the record of the locked path is cleared at
+            // the next full open, so the same notice is new to the profile.
+            std::fs::remove_file(env.profile_dir("bob").join("push-locked.jsonl")).unwrap();
             let out = std::process::Command::new(&child)
                 .arg(env.profile_dir("bob"))
                 .arg(hex::encode(env.key_of("bob").as_bytes()))
@@ -130,6 +154,11 @@ fn main() {
     println!(
         "  open client + download + decrypt + store: median {:.2} ms",
         median(download)
+    );
+    println!(
+        "  locked profile (no key): verify notice + content-free prompt: median {:.2} ms, peak RSS {:.1} MB",
+        median(locked),
+        locked_peak as f64 / 1024.0
     );
     println!(
         "  the extension-shaped process (links occ-core only) before any occ code: {:.1} MB",

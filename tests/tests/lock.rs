@@ -223,6 +223,17 @@ fn a_hostile_lock_file_is_refused_without_exhausting_memory() {
         m.unlock("alice", PIN.to_vec(), SECRET.to_vec()),
         Err(Error::Corrupt { .. })
     ));
+    // At the limit already (a wipe that failed, a policy that lowered it):
+    // not even the right PIN is tried.
+    let mut at_limit = v.clone();
+    at_limit["log_n"] = 10.into();
+    at_limit["failures"] = 10.into();
+    std::fs::write(&path, at_limit.to_string()).unwrap();
+    assert!(matches!(
+        m.unlock("alice", PIN.to_vec(), SECRET.to_vec()),
+        Err(Error::ProfileWiped)
+    ));
+    assert!(!m.exists("alice"));
 }
 
 #[tokio::test]
@@ -269,13 +280,18 @@ async fn a_locked_profiles_notice_is_verified_without_its_key_and_shows_nothing_
         verify_notice_locked(dir, b"garbage"),
         Err(Error::InvalidInput { .. })
     ));
-    // The record of the locked time holds no content and no sender.
-    let record = std::fs::read_to_string(bob_dir.join("push-locked.jsonl")).unwrap();
-    assert!(!record.contains("MARKER") && !record.contains("alice"));
+    // The record of the locked time holds no content, no sender (user or
+    // device) and nothing the forger chose.
+    let record = std::fs::read_to_string(bob_dir.join("push-locked.json")).unwrap();
+    let alice_device = alice.device_id().await.unwrap();
+    assert!(
+        !record.contains("MARKER") && !record.contains("alice") && !record.contains(&alice_device),
+        "{record}"
+    );
     // At the next unlock it is imported: refusals become security events
     // (audited), the shown notice stays a replay with the key too.
     let bob = env.reopen("bob");
-    assert!(!bob_dir.join("push-locked.jsonl").exists());
+    assert!(!bob_dir.join("push-locked.json").exists());
     let events = bob.security_events().await.unwrap();
     let forged_seen = events
         .iter()
@@ -291,25 +307,71 @@ async fn a_locked_profiles_notice_is_verified_without_its_key_and_shows_nothing_
 }
 
 #[tokio::test]
-async fn a_flood_of_forged_notices_while_locked_is_bounded() {
+async fn a_flood_of_forged_notices_while_locked_is_bounded_and_evicts_no_shown_notice() {
     let env = Env::start().await;
-    let bob = env.client("bob").await;
+    let push = PushSink::start(&env.ca()).await.unwrap();
+    let alice = env.client("alice").await;
+    let mut opts = env.options("bob");
+    opts.push_endpoint = Some(push.url.clone());
+    let bob = env.client_with("bob", opts).await;
     bob.close();
     let dir = env.profile_dir("bob");
+    let d = dir.to_str().unwrap();
+    alice
+        .send(to("bob"), b"x".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    push.wait_for(1, Duration::from_secs(5)).await;
+    let shown = push.raw_bodies().last().unwrap().clone();
+    verify_notice_locked(d, &shown).unwrap();
     let forged = br#"{"notice":{"message_id":"00","recipient_device":"00","sender_device":"00","thread":null,"size":1,"expires_ms":1,"class":"text","sent_ms":1,"urgent":false,"count":1},"signature":"AA"}"#;
     for _ in 0..(occ_core::push::MAX_LOCKED_RECORDS + 100) {
-        assert!(verify_notice_locked(dir.to_str().unwrap(), forged).is_err());
+        assert!(verify_notice_locked(d, forged).is_err());
     }
-    let record = std::fs::read_to_string(dir.join("push-locked.jsonl")).unwrap();
-    assert_eq!(record.lines().count(), occ_core::push::MAX_LOCKED_RECORDS);
+    assert!(
+        std::fs::metadata(dir.join("push-locked.json"))
+            .unwrap()
+            .len()
+            < 64 * 1024
+    );
+    // The flood did not push the shown notice out: it is still a replay.
+    assert!(matches!(
+        verify_notice_locked(d, &shown),
+        Err(Error::Untrusted { .. })
+    ));
     let bob = env.reopen("bob");
     let events = bob.security_events().await.unwrap();
     assert!(
         events
             .iter()
-            .any(|e| e.detail.contains("100 more notices not recorded")),
-        "what was dropped is counted"
+            .any(|e| e.detail.contains("101 more refused notices not recorded")),
+        "what was dropped is counted: {:?}",
+        events.last()
     );
+}
+
+#[tokio::test]
+async fn a_notice_seen_while_open_is_a_replay_once_locked() {
+    let env = Env::start().await;
+    let push = PushSink::start(&env.ca()).await.unwrap();
+    let alice = env.client("alice").await;
+    let mut opts = env.options("bob");
+    opts.push_endpoint = Some(push.url.clone());
+    let bob = env.client_with("bob", opts).await;
+    alice
+        .send(to("bob"), b"x".to_vec(), 600, None)
+        .await
+        .unwrap();
+    alice.flush().await.unwrap();
+    push.wait_for(1, Duration::from_secs(5)).await;
+    let body = push.raw_bodies().last().unwrap().clone();
+    bob.verify_notice(body.clone()).await.unwrap();
+    bob.close();
+    assert!(matches!(
+        verify_notice_locked(env.profile_dir("bob").to_str().unwrap(), &body),
+        Err(Error::Untrusted { .. })
+    ));
 }
 
 #[tokio::test]

@@ -14,16 +14,19 @@
 //!   [`LockOptions`], or the organisation policy's `max_unlock_failures`)
 //!   the profile's files are wiped ([`Error::ProfileWiped`]).
 //! - The wait is measured on the boot clock within one boot (setting the
-//!   device clock does not shorten it); across a reboot, and where the
-//!   platform has no boot clock (iOS), on the wall clock, where a clock set
-//!   back only lengthens it. The failure count — the real limit — is on
-//!   disk before each attempt is tried.
+//!   device clock does not shorten it). After a reboot it is the smaller of
+//!   the wall-clock difference and the time since this boot (a clock set
+//!   forward does not help; the real time passed is at least the time since
+//!   boot). Where the platform has no boot clock (iOS), the wall clock
+//!   measures it, where a clock set back only lengthens it; there the
+//!   failure count — on disk before each attempt is tried, and refused
+//!   outright once at the limit — is what stops guessing.
+//! - One attempt at a time per profile, across threads and processes (an OS
+//!   file lock beside the lock file).
 //!
 //! Platform user authentication (a biometric prompt) is the other way to
 //! unlock: the app wraps the database key with a keystore key that needs it
 //! and opens with [`ProfileManager::open`]; both can exist for one profile.
-
-use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
@@ -51,7 +54,7 @@ pub struct LockOptions {
     /// Failed attempts after which the profile is wiped (0: never; the
     /// organisation's policy overrides it).
     pub max_failures: u32,
-    /// The key derivation's cost (scrypt `log_n`, 10 to 24).
+    /// The key derivation's cost (scrypt `log_n`, 10 to 18).
     pub cost: u8,
 }
 
@@ -77,10 +80,6 @@ pub struct LockStatus {
     pub retry_after_ms: u64,
 }
 
-/// One unlock attempt at a time in this process, so no two read the same
-/// failure count.
-static ATTEMPTS: Mutex<()> = Mutex::new(());
-
 /// The wait after `failures` failures, ms.
 pub fn backoff_ms(failures: u32) -> u64 {
     if failures < FREE_ATTEMPTS {
@@ -101,12 +100,16 @@ fn failed_now(clock: &dyn Clock) -> FailedAt {
 
 /// Time since `at`, measured as the module documentation says, ms.
 fn elapsed_ms(at: &FailedAt, clock: &dyn Clock) -> u64 {
-    if let (Some((id, then)), Some(now)) = (&at.boot, clock.boot())
-        && *id == now.id
-    {
-        return u64::try_from(now.elapsed_ms.saturating_sub(*then)).unwrap_or(0);
+    let wall = u64::try_from(clock.wall_ms().saturating_sub(at.wall_ms)).unwrap_or(0);
+    match (&at.boot, clock.boot()) {
+        (Some((id, then)), Some(now)) if *id == now.id => {
+            u64::try_from(now.elapsed_ms.saturating_sub(*then)).unwrap_or(0)
+        }
+        // Another boot: at least the time since this boot has passed, and
+        // no more than the wall clock claims.
+        (_, Some(now)) => wall.min(u64::try_from(now.elapsed_ms).unwrap_or(0)),
+        (_, None) => wall,
     }
-    u64::try_from(clock.wall_ms().saturating_sub(at.wall_ms)).unwrap_or(0)
 }
 
 fn retry_after_ms(file: &LockFile, clock: &dyn Clock) -> u64 {
@@ -131,18 +134,16 @@ impl ProfileManager {
         let (credential, secret) = (Zeroizing::new(credential), Zeroizing::new(device_secret));
         guarded_sync(|| {
             credential::check_credential(&credential)?;
-            let dir = self.dirs.profile_dir(name)?;
             let key = DbKey::generate()?;
             let wrapped =
                 credential::wrap(key.as_bytes(), name, &credential, &secret, options.cost)?;
-            let store = self.dirs.create(name, &key)?;
-            let written = lockfile::write(&dir, &LockFile::new(&wrapped, options.max_failures));
-            if let Err(e) = written {
-                drop(store);
-                let _ = self.dirs.wipe(name);
-                return Err(e.into());
-            }
-            Client::from_store(store)
+            let file = LockFile::new(&wrapped, options.max_failures);
+            // The lock file is written before the profile appears under its
+            // name: a crash leaves no profile, or one that can be unlocked.
+            let store = self
+                .dirs
+                .create_with(name, &key, |staging| lockfile::write(staging, &file))?;
+            Client::from_store(store, key)
         })
     }
 
@@ -160,8 +161,9 @@ impl ProfileManager {
         guarded_sync(|| {
             Client::refuse_if_open(&self.dirs.profile_dir(name)?)?;
             let key = self.attempt(name, &credential, &secret)?;
-            let store = self.dirs.open(name, &DbKey::from_slice(key.as_slice())?)?;
-            Client::from_store(store)
+            let key = DbKey::from_slice(key.as_slice())?;
+            let store = self.dirs.open(name, &key)?;
+            Client::from_store(store, key)
         })
     }
 
@@ -184,8 +186,8 @@ impl ProfileManager {
         guarded_sync(|| {
             credential::check_credential(&new)?;
             let key = self.attempt(name, &old, &secret)?;
-            let _one = ATTEMPTS.lock().unwrap_or_else(PoisonError::into_inner);
             let dir = self.dirs.profile_dir(name)?;
+            let _one = lockfile::exclusive(&dir)?;
             let mut file = lockfile::read(&dir)?.ok_or_else(|| no_credential(name))?;
             let wrapped = credential::wrap(&key, name, &new, &new_secret, file.log_n)?;
             file.rewrap(&wrapped);
@@ -264,10 +266,21 @@ impl ProfileManager {
 
     /// One counted attempt: the database key, or why not.
     fn attempt(&self, name: &str, credential: &[u8], secret: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        let _one = ATTEMPTS.lock().unwrap_or_else(PoisonError::into_inner);
         let dir = self.dirs.profile_dir(name)?;
+        if lockfile::read(&dir)?.is_none() {
+            return Err(no_credential(name));
+        }
+        let guard = lockfile::exclusive(&dir)?;
         let clock = self.dirs.clock().clone();
         let mut file = lockfile::read(&dir)?.ok_or_else(|| no_credential(name))?;
+        if file.max_failures > 0 && file.failures >= file.max_failures {
+            // At the limit already (a wipe that failed, or a policy that
+            // lowered it): no more tries, not even a right one.
+            drop(guard);
+            tracing::warn!("the unlock limit was reached: the profile is wiped");
+            self.wipe(name)?;
+            return Err(Error::ProfileWiped);
+        }
         let wait = retry_after_ms(&file, clock.as_ref());
         if wait > 0 {
             return Err(Error::TryLater {
@@ -287,6 +300,7 @@ impl ProfileManager {
             }
             None if file.max_failures > 0 && file.failures >= file.max_failures => {
                 tracing::warn!("too many failed unlock attempts: the profile is wiped");
+                drop(guard);
                 self.wipe(name)?;
                 Err(Error::ProfileWiped)
             }
@@ -332,11 +346,18 @@ mod tests {
         // Setting the wall clock forward does not shorten it.
         clock.set_wall(9_000_000_000);
         assert_eq!(elapsed_ms(&at, &clock), 2_000);
-        // After a reboot, the wall clock; set back, no time passed.
+        // After a reboot: no more than the wall clock says (set back, no
+        // time passed), no more than the time since the boot (set forward,
+        // only what really passed since the reboot counts).
         clock.reboot();
         clock.set_wall(999_000);
         assert_eq!(elapsed_ms(&at, &clock), 0);
-        clock.set_wall(1_010_000);
-        assert_eq!(elapsed_ms(&at, &clock), 10_000);
+        clock.set_wall(9_000_000_000);
+        clock.advance(3_000);
+        assert_eq!(elapsed_ms(&at, &clock), 3_000);
+        clock.set_wall(1_004_000);
+        assert_eq!(elapsed_ms(&at, &clock), 3_000, "the smaller of the two");
+        clock.set_wall(1_002_000);
+        assert_eq!(elapsed_ms(&at, &clock), 2_000);
     }
 }

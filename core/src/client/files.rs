@@ -119,7 +119,9 @@ impl Client {
                 let _ = std::fs::remove_file(&tmp);
             }
             let n = written?;
-            engine.with_local(|l| {
+            // The file is written: its audit entry is recorded even if the
+            // profile started closing meanwhile.
+            engine.finish_with_local(|l| {
                 let now = l.store.now_ms();
                 let tx = l.store.conn.transaction()?;
                 append_in(
@@ -174,7 +176,7 @@ impl Client {
                 })
             };
             let report = crate::export::write(&dir, &plan, &options.encryption, &sign, &progress)?;
-            engine.with_local(|l| l.exported(&plan, report.encryption.as_deref()))?;
+            engine.finish_with_local(|l| l.exported(&plan, report.encryption.as_deref()))?;
             Ok(report)
         })
         .await

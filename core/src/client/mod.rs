@@ -102,7 +102,7 @@ pub(crate) fn open_engine(dir: &Path) -> Option<Arc<Engine>> {
     let mut open = open_profiles()
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    open.retain(|(_, e)| e.upgrade().is_some_and(|e| !e.is_closed()));
+    open.retain(|(_, e)| e.upgrade().is_some_and(|e| !e.is_released()));
     open.iter()
         .find(|(d, _)| *d == dir)
         .and_then(|(_, e)| e.upgrade())
@@ -116,6 +116,8 @@ fn key_from(key: &[u8]) -> Result<DbKey> {
 pub struct Client {
     engine: Arc<Engine>,
     runtime: Arc<background::Runtime>,
+    /// The database key, for [`Client::session_key`] only.
+    key: DbKey,
 }
 
 impl std::fmt::Debug for Client {
@@ -146,7 +148,8 @@ impl Client {
             let dir = Path::new(dir);
             Self::refuse_if_open(dir)?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-            Self::from_store(Store::open_light(dir, &key_from(&key)?, clock)?)
+            let key = key_from(&key)?;
+            Self::from_store(Store::open_light(dir, &key, clock)?, key)
         })
     }
 
@@ -156,10 +159,11 @@ impl Client {
         guarded_sync(|| {
             let dir = Path::new(dir);
             Self::refuse_if_open(dir)?;
-            let mut store = Store::create(dir, &key_from(&key)?, clock)?;
+            let key = key_from(&key)?;
+            let mut store = Store::create(dir, &key, clock)?;
             let account = Account::generate(crate::sync::threads::secs(store.now_ms()))?;
             store.save_account(&account)?;
-            Self::from_store(store)
+            Self::from_store(store, key)
         })
     }
 
@@ -169,26 +173,38 @@ impl Client {
         guarded_sync(|| {
             let dir = Path::new(dir);
             Self::refuse_if_open(dir)?;
-            Self::from_store(Store::open(dir, &key_from(&key)?, clock)?)
+            let key = key_from(&key)?;
+            Self::from_store(Store::open(dir, &key, clock)?, key)
         })
     }
 
+    /// Refuses a profile open in this process; one that is closing is waited
+    /// for (briefly: closing waits only for the operation holding it).
     fn refuse_if_open(dir: &Path) -> Result<()> {
-        if open_engine(dir).is_some() {
-            return Err(Error::invalid(
-                "this profile is already open in this process; close it first",
-            ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match open_engine(dir) {
+                None => return Ok(()),
+                Some(e) if e.is_closed() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "this profile is already open in this process; close it first",
+                    ));
+                }
+            }
         }
-        Ok(())
     }
 
     /// Wraps an opened store (registered as this process's one client of it).
-    pub(crate) fn from_store(mut store: Store) -> Result<Self> {
+    pub(crate) fn from_store(mut store: Store, key: DbKey) -> Result<Self> {
         let dir = canonical(store.dir());
-        crate::push::import_locked_notices(&mut store)?;
+        crate::push::import_locked_notices(&mut store);
         let local = Local::from_store(store)?;
         if let Some(e) = &local.enrolment {
-            crate::push::write_verifier(&dir, e, local.store.now_ms())?;
+            let seen = local.store.recent_notice_ids(256)?;
+            crate::push::write_verifier(&dir, e, local.store.now_ms(), seen)?;
         }
         let engine = Arc::new(Engine::new(local));
         open_profiles()
@@ -198,6 +214,7 @@ impl Client {
         Ok(Self {
             engine,
             runtime: Arc::default(),
+            key,
         })
     }
 
@@ -263,6 +280,20 @@ impl Client {
         self.engine.events.emit(ClientEvent::ProfileClosed);
         self.engine.events.end();
         true
+    }
+
+    /// The profile's database key, while it is open — for one use only: an
+    /// iOS Notification Service Extension, a separate process that must open
+    /// the profile while its user has it unlocked. Keep it in a keychain item
+    /// shared with the extension and readable only while the device is
+    /// unlocked, and delete that item when the profile locks (the extension
+    /// then falls back to the content-free locked path). Nothing else needs
+    /// it; [`Error::Closed`] once the profile is closed.
+    pub fn session_key(&self) -> Result<Vec<u8>> {
+        if self.engine.is_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(self.key.as_bytes().to_vec())
     }
 
     /// Whether [`Client::close`] was called.

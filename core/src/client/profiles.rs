@@ -41,8 +41,9 @@ impl ProfileManager {
     pub fn create(&self, name: &str, key: Vec<u8>) -> Result<Client> {
         let key = Zeroizing::new(key);
         guarded_sync(|| {
-            let store = self.dirs.create(name, &key_from(&key)?)?;
-            Client::from_store(store)
+            let key = key_from(&key)?;
+            let store = self.dirs.create(name, &key)?;
+            Client::from_store(store, key)
         })
     }
 
@@ -51,8 +52,9 @@ impl ProfileManager {
         let key = Zeroizing::new(key);
         guarded_sync(|| {
             Client::refuse_if_open(&self.dirs.profile_dir(name)?)?;
-            let store = self.dirs.open(name, &key_from(&key)?)?;
-            Client::from_store(store)
+            let key = key_from(&key)?;
+            let store = self.dirs.open(name, &key)?;
+            Client::from_store(store, key)
         })
     }
 

@@ -26,9 +26,10 @@ use super::CryptoError;
 pub const DEFAULT_LOG_N: u8 = 15;
 /// The lowest cost accepted (tests and benches use it; never lower).
 pub const MIN_LOG_N: u8 = 10;
-/// The highest cost accepted from a stored file (2 GiB): a larger value in
-/// a damaged or hostile file is refused instead of exhausting memory.
-pub const MAX_LOG_N: u8 = 24;
+/// The highest cost accepted (2^18 × 128 × 8 bytes = 256 MiB, what a phone
+/// can spare): a larger value in a damaged or hostile file is refused
+/// instead of exhausting memory.
+pub const MAX_LOG_N: u8 = 18;
 /// Shortest credential accepted, bytes.
 pub const MIN_CREDENTIAL_LEN: usize = 4;
 /// Longest credential accepted, bytes.
@@ -196,6 +197,8 @@ mod tests {
         assert!(wrap(&key, "a", b"1234", b"", MIN_LOG_N - 1).is_err());
         let mut w = wrap(&key, "a", b"1234", b"", MIN_LOG_N).unwrap();
         w.log_n = MAX_LOG_N + 1;
+        assert!(unwrap(&w, "a", b"1234", b"").is_err());
+        w.log_n = 40;
         assert!(unwrap(&w, "a", b"1234", b"").is_err());
         assert!(
             unwrap(&w, "a", &[b'1'; MAX_CREDENTIAL_LEN + 1], b"")

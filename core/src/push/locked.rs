@@ -12,17 +12,24 @@
 //! unlocked path does — size, form, the relay's signature, this device, not
 //! expired — and answers a [`LockedNotice`] with no sender and no thread.
 //!
-//! What happens meanwhile is kept in `push-locked.jsonl` beside it (relay ids
-//! of notices shown, refusals with their reason; no content, no sender): a
-//! notice seen before is a replay and refused; at the next unlock the core
-//! imports the file into the profile (shown notices become seen notices, so
-//! they stay replays; refusals become `forged_notice` security events and
-//! so audit entries) and deletes it. The file keeps the newest
-//! [`MAX_LOCKED_RECORDS`] lines, so a flood of forged notices cannot fill the
-//! disk; what it drops is counted in the next line.
+//! What happens meanwhile is kept in `push-locked.json` beside it: the relay
+//! ids of notices shown, and refusals as reason codes with their time (no
+//! content, no sender, nothing a forger chose). A notice seen before —
+//! shown while locked, or seen while the profile was open (the verifier
+//! carries the newest such ids from the last close) — is a replay and
+//! refused. Shown ids and refusals are kept in separate lists of at most
+//! [`MAX_LOCKED_RECORDS`] each, so a flood of forged notices can neither
+//! fill the disk nor push a shown id out and make it replayable; dropped
+//! refusals are counted. At the next unlock the core imports the record in
+//! one transaction (shown notices become seen notices, so they stay
+//! replays; refusals become `forged_notice` security events, so audit
+//! entries) and deletes it; an import that fails is retried at the next.
+//! One writer at a time across threads and processes (an OS file lock on
+//! `push.guard`), so the app and an extension never lose each other's
+//! records.
 //!
-//! Deviation: these two files are not encrypted. They hold public keys, a
-//! time, relay message ids and refusal reasons — what the relay already
+//! Deviation: these files are not encrypted. They hold public keys, a
+//! time, relay message ids and refusal codes — what the relay already
 //! knows — and no message content, sender, thread or user name.
 
 use std::io::Write;
@@ -32,10 +39,10 @@ use serde::{Deserialize, Serialize};
 
 use super::check_signed;
 use crate::error::{Error, Result, io_error};
-use crate::store::{SecurityEventKind, Store};
+use crate::store::Store;
 use crate::sync::Enrolment;
 
-use crate::store::{LOCKED_LOG_FILE, VERIFIER_FILE};
+use crate::store::{LOCKED_LOG_FILE, PUSH_GUARD_FILE as GUARD_FILE, VERIFIER_FILE};
 /// Lines kept in [`LOCKED_LOG_FILE`].
 pub const MAX_LOCKED_RECORDS: usize = 256;
 
@@ -62,20 +69,44 @@ struct Verifier {
     device_id: String,
     service_key: String,
     time_floor_ms: i64,
+    /// Relay ids of notices the open profile saw (the newest, unexpired).
+    #[serde(default)]
+    seen: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// What the locked path saw.
+#[derive(Default, Serialize, Deserialize)]
 struct Record {
-    at_ms: i64,
-    /// A shown notice's relay id (empty for a refusal).
+    /// Relay ids of notices shown, with when.
     #[serde(default)]
-    relay_id: String,
-    /// Why it was refused (empty when shown).
+    shown: Vec<(String, i64)>,
+    /// Refusal codes, with when.
     #[serde(default)]
-    refused: String,
-    /// Older records dropped to make room, before this one.
+    refused: Vec<(String, i64)>,
+    /// Refusals dropped to keep the list bounded.
     #[serde(default)]
     dropped: u64,
+}
+
+impl Record {
+    fn add_shown(&mut self, id: String, at: i64) {
+        self.shown.push((id, at));
+        let over = self.shown.len().saturating_sub(MAX_LOCKED_RECORDS);
+        self.shown.drain(..over);
+    }
+
+    fn add_refused(&mut self, code: &str, at: i64) {
+        self.refused.push((code.to_string(), at));
+        let over = self.refused.len().saturating_sub(MAX_LOCKED_RECORDS);
+        self.refused.drain(..over);
+        self.dropped = self.dropped.saturating_add(over as u64);
+    }
+}
+
+/// Exclusive use of the push files of the profile in `dir`.
+fn guard(dir: &Path) -> Result<std::fs::File> {
+    let p = dir.join(GUARD_FILE);
+    crate::store::files::lock_file(&p).map_err(io_error("lock the push guard", &p))
 }
 
 fn now_wall() -> i64 {
@@ -99,13 +130,20 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes (or refreshes) the verifier of an enrolled profile in `dir` with
-/// the trusted time `now`.
-pub(crate) fn write_verifier(dir: &Path, enrolment: &Enrolment, now: i64) -> Result<()> {
+/// the trusted time `now` and the relay ids of notices it has `seen`.
+pub(crate) fn write_verifier(
+    dir: &Path,
+    enrolment: &Enrolment,
+    now: i64,
+    seen: Vec<String>,
+) -> Result<()> {
+    let _one = guard(dir)?;
     let v = Verifier {
         format: 1,
         device_id: enrolment.device_id.clone(),
         service_key: enrolment.service_key.clone(),
         time_floor_ms: now,
+        seen,
     };
     let bytes =
         serde_json::to_vec(&v).map_err(|e| Error::internal(format!("push verifier: {e}")))?;
@@ -119,7 +157,7 @@ fn read_verifier(dir: &Path) -> Result<Verifier> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotEnrolled),
         Err(e) => return Err(io_error("read the push verifier", &path)(e)),
     };
-    if bytes.len() > 4096 {
+    if bytes.len() > 64 * 1024 {
         return Err(Error::corrupt("the push verifier is too large"));
     }
     let v: Verifier = serde_json::from_slice(&bytes)
@@ -130,38 +168,17 @@ fn read_verifier(dir: &Path) -> Result<Verifier> {
     Ok(v)
 }
 
-fn read_records(path: &Path) -> Vec<Record> {
+fn read_record(path: &Path) -> Record {
     std::fs::read(path)
-        .map(|bytes| {
-            bytes
-                .split(|b| *b == b'\n')
-                .filter_map(|line| serde_json::from_slice::<Record>(line).ok())
-                .collect()
-        })
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
-/// Appends `record`, keeping the newest [`MAX_LOCKED_RECORDS`].
-fn append_record(path: &Path, mut records: Vec<Record>, record: Record) -> Result<()> {
-    records.push(record);
-    let over = records.len().saturating_sub(MAX_LOCKED_RECORDS);
-    if over > 0 {
-        let dropped: u64 = records[..over]
-            .iter()
-            .map(|r| r.dropped.saturating_add(1))
-            .sum();
-        records.drain(..over);
-        if let Some(first) = records.first_mut() {
-            first.dropped = first.dropped.saturating_add(dropped);
-        }
-    }
-    let mut out = Vec::new();
-    for r in &records {
-        serde_json::to_writer(&mut out, r)
-            .map_err(|e| Error::internal(format!("push record: {e}")))?;
-        out.push(b'\n');
-    }
-    write_atomic(path, &out)
+fn write_record(path: &Path, record: &Record) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(record).map_err(|e| Error::internal(format!("push record: {e}")))?;
+    write_atomic(path, &bytes)
 }
 
 /// Verifies a push notice for the *locked* profile in `dir` (no key
@@ -172,51 +189,26 @@ pub fn verify_notice_locked(dir: &str, notice: &[u8]) -> Result<LockedNotice> {
     let v = read_verifier(dir)?;
     let service_key = crate::sync::org::verifying_key_hex(&v.service_key)?;
     let now = now_wall().max(v.time_floor_ms);
+    let _one = guard(dir)?;
     let log = dir.join(LOCKED_LOG_FILE);
-    let records = read_records(&log);
+    let mut record = read_record(&log);
     let n = match check_signed(notice, &service_key, &v.device_id, now) {
         Ok(n) => n,
-        Err((error, detail)) => {
-            append_record(
-                &log,
-                records,
-                Record {
-                    at_ms: now,
-                    relay_id: String::new(),
-                    refused: format!("while locked: {detail}"),
-                    dropped: 0,
-                },
-            )?;
-            return Err(error);
+        Err(r) => {
+            record.add_refused(r.code, now);
+            write_record(&log, &record)?;
+            return Err(r.error);
         }
     };
-    if records.iter().any(|r| r.relay_id == n.message_id) {
-        let detail = format!(
-            "while locked: replayed relay_id={} sender={}",
-            n.message_id, n.sender_device
-        );
-        append_record(
-            &log,
-            records,
-            Record {
-                at_ms: now,
-                relay_id: String::new(),
-                refused: detail,
-                dropped: 0,
-            },
-        )?;
+    let replay =
+        v.seen.contains(&n.message_id) || record.shown.iter().any(|(id, _)| *id == n.message_id);
+    if replay {
+        record.add_refused("replayed", now);
+        write_record(&log, &record)?;
         return Err(Error::untrusted("the notice was already used (a replay)"));
     }
-    append_record(
-        &log,
-        records,
-        Record {
-            at_ms: now,
-            relay_id: n.message_id.clone(),
-            refused: String::new(),
-            dropped: 0,
-        },
-    )?;
+    record.add_shown(n.message_id.clone(), now);
+    write_record(&log, &record)?;
     Ok(LockedNotice {
         relay_message_id: n.message_id,
         message_class: n.class,
@@ -257,30 +249,37 @@ pub fn profile_for_notice(root: &str, notice: &[u8]) -> Result<Option<String>> {
 
 /// Takes what happened while the profile was locked into its store (see
 /// the module documentation), then deletes the record. Called when the
-/// profile is opened with its key.
-pub(crate) fn import_locked_notices(store: &mut Store) -> Result<()> {
-    let log = store.dir().join(LOCKED_LOG_FILE);
-    let records = read_records(&log);
-    if records.is_empty() {
-        let _ = std::fs::remove_file(&log);
+/// profile is opened with its key; a failure is logged and the record kept
+/// for the next open (the open itself goes on).
+pub(crate) fn import_locked_notices(store: &mut Store) {
+    if let Err(e) = import(store) {
+        tracing::warn!("importing the locked-push record failed (kept for the next open): {e}");
+    }
+}
+
+fn import(store: &mut Store) -> Result<()> {
+    let dir = store.dir().to_path_buf();
+    let log = dir.join(LOCKED_LOG_FILE);
+    if !log.exists() {
         return Ok(());
     }
-    for r in &records {
-        if r.dropped > 0 {
-            store.record_security_event(
-                SecurityEventKind::ForgedNotice,
-                &format!(
-                    "while locked: {} more notices not recorded (record full)",
-                    r.dropped
-                ),
-            )?;
-        }
-        if r.relay_id.is_empty() {
-            store.record_security_event(SecurityEventKind::ForgedNotice, &r.refused)?;
-        } else {
-            store.note_locked_notice(&r.relay_id, r.at_ms)?;
-        }
+    let _one = guard(&dir)?;
+    let record = read_record(&log);
+    let mut refused: Vec<(String, i64)> = record
+        .refused
+        .iter()
+        .map(|(code, at)| (format!("while locked: {code}"), *at))
+        .collect();
+    if record.dropped > 0 {
+        refused.push((
+            format!(
+                "while locked: {} more refused notices not recorded (record full)",
+                record.dropped
+            ),
+            refused.last().map_or(0, |(_, at)| *at),
+        ));
     }
+    store.import_locked_push(&record.shown, &refused)?;
     std::fs::remove_file(&log).map_err(io_error("remove the locked-push record", &log))?;
     Ok(())
 }

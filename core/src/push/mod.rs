@@ -159,7 +159,10 @@ pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadProm
     let now = store.now_ms();
     let n = match check_signed(bytes, &service_key, &enrolment.device_id, now) {
         Ok(n) => n,
-        Err((error, detail)) => return Err(refuse(store, error, &detail)),
+        Err(r) => {
+            let detail = r.detail();
+            return Err(refuse(store, r.error, &detail));
+        }
     };
     let subject = format!("relay_id={} sender={}", n.message_id, n.sender_device);
     let sender = parse_device_id(&n.sender_device);
@@ -254,25 +257,68 @@ pub(crate) fn prompt_for(store: &mut Store, bytes: &[u8]) -> Result<DownloadProm
     })
 }
 
+/// Why a notice was refused by [`check_signed`].
+pub(crate) struct Refused {
+    /// The error for the caller.
+    pub(crate) error: Error,
+    /// A short code for the record (no attacker-chosen text).
+    pub(crate) code: &'static str,
+    /// The notice's relay id and sender, bounded and cleaned, when it parsed
+    /// (for the unlocked path's security event).
+    pub(crate) subject: String,
+}
+
+impl Refused {
+    fn new(error: Error, code: &'static str, subject: String) -> Self {
+        Self {
+            error,
+            code,
+            subject,
+        }
+    }
+
+    /// The detail recorded by the unlocked path.
+    pub(crate) fn detail(&self) -> String {
+        if self.subject.is_empty() {
+            self.code.to_string()
+        } else {
+            format!("{} {}", self.code, self.subject)
+        }
+    }
+}
+
+/// At most 64 characters of `s`, and only if they are ASCII letters and
+/// digits: anything else a forger chose is not recorded.
+fn clean(s: &str) -> &str {
+    let head = s.get(..s.len().min(64)).unwrap_or("");
+    if !head.is_empty() && head.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        head
+    } else {
+        "?"
+    }
+}
+
 /// The checks every notice passes before anything else is looked at: its
 /// size, its form, the relay's signature, this device, not expired at
-/// `now`. A refusal carries the error and the detail to record.
+/// `now`.
 pub(crate) fn check_signed(
     bytes: &[u8],
     service_key: &ed25519_dalek::VerifyingKey,
     device_id: &str,
     now: i64,
-) -> std::result::Result<occ_protocol::api::PushNotice, (Error, String)> {
+) -> std::result::Result<occ_protocol::api::PushNotice, Refused> {
     if bytes.len() > MAX_NOTICE_LEN {
-        return Err((
+        return Err(Refused::new(
             Error::invalid("the notice is too large"),
-            "oversized notice".into(),
+            "oversized notice",
+            String::new(),
         ));
     }
     let Ok(signed) = serde_json::from_slice::<SignedPushNotice>(bytes) else {
-        return Err((
+        return Err(Refused::new(
             Error::invalid("the notice is malformed"),
-            "malformed notice".into(),
+            "malformed notice",
+            String::new(),
         ));
     };
     let n = signed.notice;
@@ -284,21 +330,27 @@ pub(crate) fn check_signed(
             .verify_strict(&push_notice_message(&n), &s)
             .is_ok()
     });
-    let subject = format!("relay_id={} sender={}", n.message_id, n.sender_device);
+    let subject = format!(
+        "relay_id={} sender={}",
+        clean(&n.message_id),
+        clean(&n.sender_device)
+    );
     if !valid {
-        return Err((
+        return Err(Refused::new(
             Error::untrusted("the notice is not signed by this profile's relay"),
-            format!("bad signature {subject}"),
+            "bad signature",
+            subject,
         ));
     }
     if !n.recipient_device.eq_ignore_ascii_case(device_id) {
-        return Err((
+        return Err(Refused::new(
             Error::untrusted("the notice is for another device"),
-            format!("for another device {subject}"),
+            "for another device",
+            subject,
         ));
     }
     if n.expires_ms <= now {
-        return Err((Error::Expired, format!("expired {subject}")));
+        return Err(Refused::new(Error::Expired, "expired", subject));
     }
     Ok(n)
 }

@@ -25,6 +25,13 @@ pub(crate) fn create_new_private(path: &Path) -> std::io::Result<std::fs::File> 
     private_options().create_new(true).open(path)
 }
 
+/// Opens a private file for an OS lock, creating it if missing.
+pub(crate) fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let f = private_options().create(true).truncate(false).open(path)?;
+    f.lock()?;
+    Ok(f)
+}
+
 /// Writes `bytes` to a private file (created or truncated) and syncs it.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = private_options().create(true).truncate(true).open(path)?;

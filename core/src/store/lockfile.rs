@@ -22,6 +22,9 @@ use crate::crypto::credential::WrappedKey;
 
 /// The lock file's name in a profile directory.
 pub(crate) const LOCK_FILE: &str = "credential.lock";
+/// Held (an OS file lock) by whoever reads and rewrites the lock file, so
+/// two threads or two processes never interleave an attempt.
+pub(crate) const GUARD_FILE: &str = "credential.guard";
 
 /// Largest lock file read (a real one is a few hundred bytes).
 const MAX_LOCK_FILE: u64 = 16 * 1024;
@@ -88,6 +91,17 @@ impl LockFile {
     }
 }
 
+/// Exclusive use of the lock file of the profile in `dir` until dropped.
+pub(crate) struct Guard(#[allow(dead_code)] std::fs::File);
+
+/// Takes the exclusive use of the lock file (waits for another holder).
+pub(crate) fn exclusive(dir: &Path) -> Result<Guard, StoreError> {
+    let p = dir.join(GUARD_FILE);
+    let f = super::files::lock_file(&p)
+        .map_err(|e| StoreError::io("lock the credential guard", &p, e))?;
+    Ok(Guard(f))
+}
+
 fn path(dir: &Path) -> PathBuf {
     dir.join(LOCK_FILE)
 }
@@ -116,7 +130,8 @@ pub(crate) fn read(dir: &Path) -> Result<Option<LockFile>, StoreError> {
     Ok(Some(file))
 }
 
-/// Writes the lock file of the profile in `dir` atomically and durably.
+/// Writes the lock file of the profile in `dir` atomically and durably
+/// (hold [`exclusive`] when it already exists).
 pub(crate) fn write(dir: &Path, file: &LockFile) -> Result<(), StoreError> {
     let p = path(dir);
     let tmp = dir.join(format!("{LOCK_FILE}.new"));
@@ -139,6 +154,10 @@ pub(crate) fn write(dir: &Path, file: &LockFile) -> Result<(), StoreError> {
 /// Sets the failures after which the profile in `dir` is wiped, if it has
 /// a lock file (the organisation's policy sets it).
 pub(crate) fn set_max_failures(dir: &Path, max: u32) -> Result<(), StoreError> {
+    if read(dir)?.is_none() {
+        return Ok(());
+    }
+    let _guard = exclusive(dir)?;
     if let Some(mut file) = read(dir)?
         && file.max_failures != max
     {

@@ -82,7 +82,9 @@ pub const ATTACHMENT_DIR: &str = "attachments";
 /// The profile's public push verifier (see [`crate::push`]).
 pub const VERIFIER_FILE: &str = "push-verifier.json";
 /// What the locked push path saw, for the next unlock (see [`crate::push`]).
-pub const LOCKED_LOG_FILE: &str = "push-locked.jsonl";
+pub const LOCKED_LOG_FILE: &str = "push-locked.json";
+/// Serialises writers of the two push files.
+pub const PUSH_GUARD_FILE: &str = "push.guard";
 
 /// Errors of the store. Messages say what failed and what to do; they never
 /// contain message content or key material.

@@ -166,13 +166,38 @@ pub(crate) fn purge_in(conn: &Connection, now: i64) -> Result<u64, StoreError> {
 }
 
 impl super::Store {
-    /// Records a notice shown while the profile was locked (see
-    /// [`crate::push`]'s locked path).
-    pub(crate) fn note_locked_notice(
+    /// Takes in what the locked push path saw (see [`crate::push`]), in one
+    /// transaction: shown notices become seen ones (so they stay replays),
+    /// refusals become `forged_notice` security events (so audit entries).
+    pub(crate) fn import_locked_push(
         &mut self,
-        relay_id: &str,
-        at_ms: i64,
+        shown: &[(String, i64)],
+        refused: &[(String, i64)],
     ) -> Result<(), StoreError> {
-        note_locked_in(&self.conn, at_ms, relay_id)
+        let now = self.now_ms();
+        let tx = self.conn.transaction()?;
+        for (id, at) in shown {
+            note_locked_in(&tx, (*at).min(now), id)?;
+        }
+        for (detail, _) in refused {
+            super::security_events::record_in(
+                &tx,
+                now,
+                super::SecurityEventKind::ForgedNotice,
+                detail,
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Relay ids of the newest `limit` notices this profile has seen whose
+    /// notice has not expired (the locked path treats them as replays).
+    pub(crate) fn recent_notice_ids(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT relay_id FROM notices WHERE expires_ms > ?1 ORDER BY seen_ms DESC LIMIT ?2",
+        )?;
+        let ids = stmt.query_map(rusqlite::params![self.now_ms(), limit], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
     }
 }

@@ -106,6 +106,18 @@ impl ProfileDirs {
 
     /// Creates profile `name`, encrypted with `key`.
     pub fn create(&self, name: &str, key: &DbKey) -> Result<Store, StoreError> {
+        self.create_with(name, key, |_| Ok(()))
+    }
+
+    /// As [`ProfileDirs::create`], with `extra` writing more files into the
+    /// new profile before it appears under its name (a crash leaves either
+    /// no profile or a complete one).
+    pub(crate) fn create_with(
+        &self,
+        name: &str,
+        key: &DbKey,
+        extra: impl FnOnce(&Path) -> Result<(), StoreError>,
+    ) -> Result<Store, StoreError> {
         let dir = self.profile_dir(name)?;
         if dir.exists() {
             return Err(StoreError::AlreadyExists(format!("profile {name}")));
@@ -113,7 +125,9 @@ impl ProfileDirs {
         let staging = self.root.join(format!(".{name}.new-{}", random_suffix()?));
         make_private_dir(&staging)
             .map_err(|e| StoreError::io("create the profile directory", &staging, e))?;
-        let built = Store::create(&staging, key, self.clock.clone()).map(drop);
+        let built = Store::create(&staging, key, self.clock.clone())
+            .map(drop)
+            .and_then(|()| extra(&staging));
         if let Err(e) = built {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
@@ -186,10 +200,12 @@ pub(crate) fn wipe_dir(dir: &Path) -> Result<(), StoreError> {
         super::db::KEY_CHECK_FILE.to_string(),
         super::lockfile::LOCK_FILE.to_string(),
         format!("{}.new", super::lockfile::LOCK_FILE),
+        super::lockfile::GUARD_FILE.to_string(),
         super::VERIFIER_FILE.to_string(),
         format!("{}.tmp", super::VERIFIER_FILE),
         super::LOCKED_LOG_FILE.to_string(),
         format!("{}.tmp", super::LOCKED_LOG_FILE),
+        super::PUSH_GUARD_FILE.to_string(),
     ] {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {

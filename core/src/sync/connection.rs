@@ -326,7 +326,7 @@ impl Engine {
         self.with_local(|l| {
             l.store.save_enrolment(&json, i64::from(spk_id))?;
             l.enrolment = Some(enrolment.clone());
-            crate::push::write_verifier(l.store.dir(), &enrolment, l.store.now_ms())
+            crate::push::write_verifier(l.store.dir(), &enrolment, l.store.now_ms(), Vec::new())
         })?;
         self.relay.set(api);
         drop(_gate);

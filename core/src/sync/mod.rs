@@ -206,7 +206,13 @@ impl Engine {
         // The locked push path measures expiry from at least this time.
         if let Some(l) = &local
             && let Some(e) = &l.enrolment
-            && let Err(err) = crate::push::write_verifier(l.store.dir(), e, l.store.now_ms())
+            && let Err(err) = l
+                .store
+                .recent_notice_ids(256)
+                .map_err(Error::from)
+                .and_then(|seen| {
+                    crate::push::write_verifier(l.store.dir(), e, l.store.now_ms(), seen)
+                })
         {
             tracing::warn!("refreshing the push verifier failed: {err}");
         }
@@ -222,6 +228,30 @@ impl Engine {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closing.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the store is really closed (not only closing): until then the
+    /// profile counts as open in this process, so it is neither reopened
+    /// nor wiped under a live connection. Never waits.
+    pub(crate) fn is_released(&self) -> bool {
+        match self.local.try_lock() {
+            Ok(guard) => guard.is_none(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().is_none(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
+    /// Like [`Engine::with_local`], but also while the profile is closing
+    /// (not once it is closed): for the last step of work that already
+    /// started, such as recording the audit entry of an export whose files
+    /// are written.
+    pub(crate) fn finish_with_local<T>(
+        &self,
+        f: impl FnOnce(&mut Local) -> Result<T>,
+    ) -> Result<T> {
+        let mut guard = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        let local = guard.as_mut().ok_or(Error::Closed)?;
+        f(local)
     }
 
     fn note_relay_prekeys(&self, count: u64) {

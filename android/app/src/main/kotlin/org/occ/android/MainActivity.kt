@@ -69,16 +69,27 @@ class MainActivity : FragmentActivity() {
         }
     }
 
-    /** Shows the platform's user-authentication prompt; [done] after success. */
-    fun authenticate(done: () -> Unit) {
+    /**
+     * Shows the biometric prompt for profile [name] with the cipher its key
+     * needs; on success the authorised cipher goes to the key wrapper (for
+     * one unwrap) and [done] runs.
+     */
+    fun authenticate(app: OccApp, name: String, done: () -> Unit) {
+        val (alias, wrapped) = app.device.userAuthChallenge(name) ?: return
+        val cipher = app.userAuth.cipherFor(alias, wrapped)
         val prompt = BiometricPrompt(this, ContextCompat.getMainExecutor(this), object : BiometricPrompt.AuthenticationCallback() {
-            override fun onAuthenticationSucceeded(result: BiometricPrompt.AuthenticationResult) = done()
+            override fun onAuthenticationSucceeded(result: BiometricPrompt.AuthenticationResult) {
+                result.cryptoObject?.cipher?.let { app.userAuth.authorized(alias, it) }
+                done()
+            }
         })
         prompt.authenticate(
             BiometricPrompt.PromptInfo.Builder()
                 .setTitle("Unlock your occ profile")
-                .setAllowedAuthenticators(BiometricManager.Authenticators.BIOMETRIC_STRONG or BiometricManager.Authenticators.DEVICE_CREDENTIAL)
+                .setAllowedAuthenticators(BiometricManager.Authenticators.BIOMETRIC_STRONG)
+                .setNegativeButtonText("Cancel")
                 .build(),
+            BiometricPrompt.CryptoObject(cipher),
         )
     }
 }
@@ -106,7 +117,7 @@ private fun ProfilesScreen(app: OccApp, activity: MainActivity) {
         val r = app.unlock(p, if (withPin) pin.encodeToByteArray() else null)
         pin = ""
         if (r == UnlockResult.NeedsUserAuthentication) {
-            activity.authenticate { scope.launch { message = describe(app.unlock(p, null)) } }
+            activity.authenticate(app, p) { scope.launch { message = describe(app.unlock(p, null)) } }
         } else {
             message = describe(r)
         }

@@ -36,6 +36,8 @@ class OccApp : Application() {
         private set
     lateinit var endpoints: SharedPreferences
         private set
+    /** The Keystore wrapper of user-authenticated profiles (the biometric prompt authorises it). */
+    val userAuth = KeystoreKeyWrapper(requireUserAuth = true)
     private val sessionState = MutableStateFlow<ProfileSession?>(null)
     val session: StateFlow<ProfileSession?> = sessionState.asStateFlow()
 
@@ -61,7 +63,7 @@ class OccApp : Application() {
             filesDir,
             secrets = KeystoreKeyWrapper(),
             keys = WrappedKeyStore(File(filesDir, "keys")),
-            userAuth = KeystoreKeyWrapper(requireUserAuth = true),
+            userAuth = userAuth,
             onLocked = { name -> notifications.cancelAll(name) },
         )
         push = PushHandler(device, notifications)

@@ -114,15 +114,35 @@ class NotificationCenter(private val poster: NotificationPoster) {
     private class Shown(val relayId: String?, val messageIds: MutableSet<String>)
 
     private val shown = mutableMapOf<String, MutableMap<String, Shown>>()
+    private val generations = mutableMapOf<String, Long>()
 
-    /** Posts [n] (replacing its key), standing for [relayId] and [messageIds]. */
+    /**
+     * The profile's generation: [cancelAll] (a lock, a switch, a wipe) starts
+     * a new one. Work that began before it (a notice being verified, a
+     * message being downloaded when the user locked) must not post after it.
+     */
     @Synchronized
-    fun show(n: AppNotification, relayId: String? = null, messageIds: Set<String> = emptySet()) {
+    fun generation(profile: String): Long = generations[profile] ?: 0L
+
+    /**
+     * Posts [n] (replacing its key), standing for [relayId] and [messageIds] —
+     * unless [generation] is given and the profile was locked since: then
+     * nothing is posted and it returns false.
+     */
+    @Synchronized
+    fun show(
+        n: AppNotification,
+        relayId: String? = null,
+        messageIds: Set<String> = emptySet(),
+        generation: Long? = null,
+    ): Boolean {
+        if (generation != null && generation != generation(n.profile)) return false
         val byKey = shown.getOrPut(n.profile) { mutableMapOf() }
         val previous = byKey[n.key]
         val ids = (previous?.messageIds ?: mutableSetOf()).apply { addAll(messageIds) }
         byKey[n.key] = Shown(relayId ?: previous?.relayId, ids)
         poster.post(n)
+        return true
     }
 
     /** Removes one notification. */
@@ -135,6 +155,7 @@ class NotificationCenter(private val poster: NotificationPoster) {
     /** Removes every notification of [profile]. */
     @Synchronized
     fun cancelAll(profile: String) {
+        generations[profile] = generation(profile) + 1
         val keys = shown.remove(profile)?.keys ?: return
         keys.forEach { poster.cancel(profile, it) }
     }
@@ -187,16 +208,16 @@ class NotificationRouter(
             is ClientEvent.ProfileClosed, is ClientEvent.ProfileWiped -> center.cancelAll(profile)
             is ClientEvent.Locked -> if (event.locked) center.cancelAll(profile)
             is ClientEvent.MessagesReceived -> for ((thread, batch) in event.messages.groupBy { it.threadId }) {
+                val generation = center.generation(profile)
                 val newest = batch.last()
                 val d = describe(thread, newest.messageId) ?: continue
-                val key = threadKey(thread)
-                val count = batch.size + (center.keys(profile).count { it == key })
                 center.show(
                     messageNotification(
-                        profile, key, newest.sender, d.threadTitle, d.text,
-                        batch.any { it.urgent }, d.deadlineMs, count,
+                        profile, threadKey(thread), newest.sender, d.threadTitle, d.text,
+                        batch.any { it.urgent }, d.deadlineMs, batch.size,
                     ),
                     messageIds = batch.map { it.messageId }.toSet(),
+                    generation = generation,
                 )
             }
             else -> {}

@@ -82,37 +82,48 @@ class DeviceProfiles(
     /** The directory of [name] (for the locked push path). */
     fun dir(name: String): String = manager.profileDir(name)
 
-    /** Creates [name], unlocked by [pin] on this device, and opens it. */
+    /**
+     * Creates [name], unlocked by [pin] on this device, and opens it. A name
+     * already taken is refused before anything of that profile is touched.
+     */
     suspend fun createWithPin(name: String, pin: ByteArray): Client = mutex.withLock {
+        refuseTaken(name)
         lockLocked()
-        val secret = newSecret(name)
+        val secret = random(32)
         try {
-            open(name, manager.createLocked(name, pin, secret, lockOptions))
-        } catch (e: Throwable) {
-            forgetKeys(name)
-            throw e
+            val client = manager.createLocked(name, pin, secret, lockOptions)
+            storeKeys(name, secret, client) { null }
+            open(name, client)
         } finally {
             secret.fill(0)
         }
     }
 
-    /** Creates [name], unlocked by platform user authentication, and opens it. */
+    /**
+     * Creates [name], unlocked by platform user authentication, and opens it.
+     * Every user enrolled on the device (each fingerprint, face) can pass
+     * that authentication: on a shared device, give each person a PIN
+     * profile; this is for a phone with one user.
+     */
     suspend fun createWithUserAuth(name: String): Client = mutex.withLock {
         val auth = userAuth ?: throw IllegalStateException("this device has no user authentication")
+        refuseTaken(name)
         lockLocked()
-        val secret = newSecret(name)
+        val secret = random(32)
         val credential = random(32)
         try {
-            keys.put(credentialId(name), auth.wrap(authAlias(name), credential))
-            open(name, manager.createLocked(name, credential, secret, lockOptions))
-        } catch (e: Throwable) {
-            forgetKeys(name)
-            throw e
+            val client = manager.createLocked(name, credential, secret, lockOptions)
+            storeKeys(name, secret, client) { auth.wrap(authAlias(name), credential) }
+            open(name, client)
         } finally {
             secret.fill(0)
             credential.fill(0)
         }
     }
+
+    /** For the shell's user-authentication prompt: the key alias and wrapped credential of [name]. */
+    fun userAuthChallenge(name: String): Pair<String, ByteArray>? =
+        keys.get(credentialId(name))?.let { authAlias(name) to it }
 
     /** Whether [name] unlocks with user authentication (else with its PIN). */
     fun usesUserAuth(name: String): Boolean = keys.get(credentialId(name)) != null
@@ -189,10 +200,26 @@ class DeviceProfiles(
         }
     }
 
-    private fun newSecret(name: String): ByteArray {
-        val secret = random(32)
-        keys.put(secretId(name), secrets.wrap(secretAlias(name), secret))
-        return secret
+    private suspend fun refuseTaken(name: String) {
+        if (manager.exists(name) || keys.get(secretId(name)) != null) {
+            throw IllegalArgumentException("a profile named $name already exists on this device")
+        }
+    }
+
+    /**
+     * Stores the new profile's wrapped secrets, after the core created it; if
+     * that fails, the new profile is removed again (nothing half-made stays).
+     */
+    private suspend fun storeKeys(name: String, secret: ByteArray, client: Client, credential: () -> ByteArray?) {
+        try {
+            keys.put(secretId(name), secrets.wrap(secretAlias(name), secret))
+            credential()?.let { keys.put(credentialId(name), it) }
+        } catch (e: Throwable) {
+            client.closeProfile()
+            runCatching { manager.wipe(name) }
+            forgetKeys(name)
+            throw e
+        }
     }
 
     private fun forgetKeys(name: String) {

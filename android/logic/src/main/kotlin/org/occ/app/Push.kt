@@ -67,13 +67,18 @@ class PushHandler(
         } catch (e: OccException) {
             return PushOutcome.Refused(e.message ?: "malformed")
         } ?: return PushOutcome.Refused("no profile on this device has that device")
+        // Captured first: if the user locks while the notice is verified,
+        // the prompt (which names the sender) is not posted after the lock.
+        val generation = center.generation(profile)
         val client = profiles.openClient(profile)
         return try {
             if (client != null) {
                 val prompt = client.verifyNotice(body)
-                synchronized(previews) { previews[prompt.relayMessageId] = prompt.previews }
                 val n = promptNotification(profile, prompt)
-                center.show(n, relayId = prompt.relayMessageId)
+                if (!center.show(n, relayId = prompt.relayMessageId, generation = generation)) {
+                    return PushOutcome.Refused("the profile was locked meanwhile")
+                }
+                synchronized(previews) { previews[prompt.relayMessageId] = prompt.previews }
                 PushOutcome.Prompted(profile, n.key)
             } else {
                 val notice = verifyNoticeLocked(profiles.dir(profile), body)
@@ -88,26 +93,32 @@ class PushHandler(
 
     /** The user's answer [action] to the notification [key] of [profile]. */
     suspend fun onAction(profile: String, key: String, action: NotificationAction): ActionOutcome {
+        val generation = center.generation(profile)
         val client = profiles.openClient(profile) ?: return ActionOutcome.NeedsUnlock
         val relayId = key.removePrefix("notice:").takeIf { key.startsWith("notice:") }
         return try {
             when (action) {
                 NotificationAction.UNLOCK -> ActionOutcome.NeedsUnlock
                 NotificationAction.DECLINE -> {
-                    if (relayId != null) client.decline(relayId)
+                    if (relayId != null) {
+                        client.decline(relayId)
+                        synchronized(previews) { previews.remove(relayId) }
+                    }
                     center.cancel(profile, key)
                     ActionOutcome.Declined
                 }
                 NotificationAction.DOWNLOAD -> {
                     val id = relayId ?: return ActionOutcome.Downloaded(center.messageOf(profile, key))
-                    ActionOutcome.Downloaded(download(profile, key, id, client.download(id), client))
+                    ActionOutcome.Downloaded(download(profile, key, id, client.download(id), client, generation))
                 }
                 NotificationAction.ACKNOWLEDGE -> {
                     val messageId = center.messageOf(profile, key)
-                        ?: relayId?.let { download(profile, key, it, client.download(it), client) }
+                        ?: relayId?.let { download(profile, key, it, client.download(it), client, generation) }
                         ?: return ActionOutcome.Gone("the alert is not on this device")
                     client.acknowledge(messageId, null)
                     center.show(
+                        generation = generation,
+                        n =
                         AppNotification(
                             profile, key, NotificationChannel.MESSAGES, ContentFree.TITLE,
                             "Acknowledged", ContentFree.MESSAGE, emptyList(),
@@ -134,6 +145,7 @@ class PushHandler(
         relayId: String,
         report: ReceiveReport,
         client: org.occ.Client,
+        generation: Long,
     ): String? {
         val got = report.received.firstOrNull()
         if (got == null) {
@@ -150,6 +162,7 @@ class PushHandler(
             ),
             relayId = relayId,
             messageIds = setOf(got.messageId),
+            generation = generation,
         )
         return got.messageId
     }

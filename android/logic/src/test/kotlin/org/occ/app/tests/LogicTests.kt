@@ -73,6 +73,7 @@ fun main() = runTests(
         "a locked profile's notice shows no sender or title" to ::lockedPush,
         "expiry, a lapsed prompt, lock, switch and wipe withdraw their notifications" to ::withdrawals,
         "background work syncs and purges the open profile" to ::backgroundWork,
+        "a notification begun before a lock is not posted after it" to ::staleAfterLock,
         "a conversation counts down and drops what expires" to ::conversation,
         "events refresh the screens and raise alerts" to ::routing,
         "a verified push notice becomes a prompt view; a forged one never does" to ::prompts,
@@ -161,7 +162,11 @@ suspend fun pinLock(relay: Relay) {
         val again = opened(device.unlock("alice", PIN))
         expectEqual(3_600uL, again.settings().keepPeriodSecs, "alice's own settings")
         expectEqual(0u, device.manager.lockStatus("alice").failures, "a success resets the count")
-        // Too many failures wipe the profile: its files and its wrapped secrets.
+        // Whoever holds the phone cannot destroy alice's profile by creating
+        // one with her name: refused before anything of hers is touched.
+        device.lock()
+        expectThrows<IllegalArgumentException> { device.createWithPin("alice", "mallory-pin".toByteArray()) }
+        opened(device.unlock("alice", PIN)).close()
         device.createWithPin("bob", "bob-pass".toByteArray())
         device.lock()
     }
@@ -380,6 +385,18 @@ suspend fun withdrawals(relay: Relay) {
             }
         }
     }
+}
+
+suspend fun staleAfterLock(@Suppress("UNUSED_PARAMETER") relay: Relay) {
+    val poster = FakePoster()
+    val center = NotificationCenter(poster)
+    val n = AppNotification("bob", "notice:1", NotificationChannel.PROMPTS, "occ", "from alice in Ops", ContentFree.MESSAGE, emptyList(), null)
+    val before = center.generation("bob")
+    center.cancelAll("bob") // the user locks while the notice is being verified
+    check(!center.show(n, generation = before)) { "posted after the lock" }
+    check(poster.posted.isEmpty()) { "posted: ${poster.posted}" }
+    check(center.show(n, generation = center.generation("bob"))) { "a fresh one is posted" }
+    expectEqual(listOf(n), poster.posted.toList(), "posted once")
 }
 
 suspend fun backgroundWork(relay: Relay) {
