@@ -1,44 +1,120 @@
-// The screens, and nothing else: profiles (switch, lock, wipe), enrolment,
-// threads, a conversation with a live TTL countdown, the keep period.
+// The screens, and nothing else: who is using the device (unlock with a PIN
+// or Face ID / Touch ID, create, wipe), enrolment, threads, a
+// conversation with a live TTL countdown, the keep period. Views read the
+// models' state and start work in `.task` or in button actions, never in
+// `body`; all state and decisions come from AppState and OccAppLogic.
 import Occ
 import OccAppLogic
 import SwiftUI
 
 @main
 struct OccApp: App {
-    @StateObject private var state = AppState()
+    @UIApplicationDelegateAdaptor(AppDelegate.self) private var delegate
+    @Environment(\.scenePhase) private var phase
 
     var body: some Scene {
         WindowGroup {
-            if let session = state.session {
+            RootView(state: delegate.state)
+        }
+        .onChange(of: phase) { now in
+            switch now {
+            case .background: delegate.scheduleBackgroundWork()
+            case .active: delegate.becameActive()
+            default: break
+            }
+        }
+    }
+}
+
+struct RootView: View {
+    @ObservedObject var state: AppState
+
+    var body: some View {
+        Group {
+            if let error = state.startupError {
+                Text("occ cannot start: \(error)").padding()
+            } else if let session = state.session {
                 ProfileView(state: state, session: session)
             } else {
                 ProfilesView(state: state)
             }
         }
+        .task { await state.start() }
     }
 }
 
 struct ProfilesView: View {
     @ObservedObject var state: AppState
     @State private var name = ""
+    @State private var pin = ""
+    @State private var unlocking: ProfileEntry?
 
     var body: some View {
-        List {
-            Section("Who is using this device?") {
-                ForEach((try? state.device.profiles()) ?? [], id: \.self) { profile in
-                    HStack {
-                        Button(profile) { state.open(profile, create: false) }
-                        Spacer()
-                        Button("Wipe", role: .destructive) { state.wipe(profile) }
+        NavigationStack {
+            List {
+                Section("Who is using this device?") {
+                    ForEach(state.profiles) { profile in
+                        HStack {
+                            Button(profile.name) { unlocking = profile }
+                            Spacer()
+                            Button("Wipe", role: .destructive) { Task { await state.wipe(profile.name) } }
+                        }
                     }
                 }
+                Section("New profile") {
+                    TextField("Name", text: $name)
+                    SecureField("PIN or passphrase", text: $pin)
+                    Button("Create with this PIN") {
+                        let (n, p) = (name, pin)
+                        pin = ""
+                        Task { await state.create(n, pin: p) }
+                    }
+                    .disabled(name.isEmpty || pin.isEmpty)
+                    Button("Create with Face ID or Touch ID (a phone with one user)") {
+                        let n = name
+                        Task { await state.createWithUserAuth(n) }
+                    }
+                    .disabled(name.isEmpty)
+                }
+                if let message = state.message { Text(message).foregroundColor(.red) }
             }
-            Section("New profile") {
-                TextField("Name", text: $name)
-                Button("Create") { state.open(name, create: true) }
+            .navigationTitle("occ")
+            .sheet(item: $unlocking) { profile in
+                UnlockView(state: state, profile: profile)
             }
-            if let alert = state.alert { Text(alert).foregroundColor(.red) }
+            .onChange(of: state.unlockRequest) { requested in
+                if let requested { unlocking = state.profiles.first { $0.name == requested } }
+            }
+        }
+    }
+}
+
+struct UnlockView: View {
+    @ObservedObject var state: AppState
+    let profile: ProfileEntry
+    @State private var pin = ""
+
+    var body: some View {
+        Form {
+            Section("Unlock \(profile.name)") {
+                if profile.usesUserAuth {
+                    Button("Unlock with Face ID or Touch ID") {
+                        Task { await state.unlockWithUserAuth(profile.name) }
+                    }
+                } else {
+                    SecureField("PIN or passphrase", text: $pin)
+                    Button("Unlock") {
+                        let p = pin
+                        pin = ""
+                        Task { await state.unlock(profile.name, pin: p) }
+                    }
+                    .disabled(pin.isEmpty)
+                }
+            }
+            if let message = state.message { Text(message).foregroundColor(.red) }
+        }
+        .task {
+            if profile.usesUserAuth { await state.unlockWithUserAuth(profile.name) }
         }
     }
 }
@@ -53,13 +129,17 @@ struct ProfileView: View {
         NavigationStack {
             Group {
                 if enrolled == false {
-                    EnrolView(session: session) { enrolled = true; try? session.startSync() }
+                    EnrolView(session: session, pushEndpoint: state.pushEndpoint) {
+                        enrolled = true
+                        state.enrolled()
+                    }
                 } else {
                     List {
                         ForEach(threads, id: \.id) { thread in
                             NavigationLink(thread.title) { ConversationView(session: session, thread: thread) }
                         }
                         KeepPeriodView(settings: session.settings)
+                        if let message = state.message { Text(message).foregroundColor(.red) }
                     }
                 }
             }
@@ -67,18 +147,17 @@ struct ProfileView: View {
             .toolbar { Button("Lock") { state.lock() } }
         }
         .task {
-            session.threads.onChange = { Task { @MainActor in threads = session.threads.threads } }
+            let model = session.threads
+            model.onChange = { Task { @MainActor in threads = model.threads } }
             enrolled = (try? await session.isEnrolled()) ?? false
-            if enrolled == true {
-                try? session.startSync()
-                try? await session.threads.refresh()
-            }
+            if enrolled == true { try? await model.refresh() }
         }
     }
 }
 
 struct EnrolView: View {
     let session: ProfileSession
+    let pushEndpoint: String?
     let done: () -> Void
     @State private var url = "https://"
     @State private var pin = "sha256/"
@@ -93,7 +172,7 @@ struct EnrolView: View {
             Button("Enrol") {
                 Task {
                     do {
-                        try await session.enrol(url: url, pin: pin, user: user)
+                        try await session.enrol(url: url, pin: pin, user: user, pushEndpoint: pushEndpoint)
                         done()
                     } catch let OccError.PinMismatch(_, presented) {
                         error = "The relay's certificate does not match the pin (it presented \(presented.joined(separator: ", ")))."
@@ -102,6 +181,7 @@ struct EnrolView: View {
                     }
                 }
             }
+            if pushEndpoint == nil { Text("No push endpoint yet: notices arrive when the app syncs.").font(.caption) }
             if let error { Text(error).foregroundColor(.red) }
         }
     }

@@ -1,35 +1,68 @@
-// The idiomatic Swift layer over the generated bindings: events as an
-// AsyncStream, text and time intervals where apps think in them. It adds no
-// behaviour of its own; everything below it is the Rust core.
+// The idiomatic Swift layer over the generated bindings (Generated/Occ.swift,
+// put there by scripts/gen-swift.sh): events as an AsyncStream, text and time
+// intervals where apps think in them, small builders, and a clear error when
+// the native library does not match the bindings. It adds no behaviour of its
+// own; everything below it is the Rust core. It mirrors the Kotlin layer
+// (bindings/kotlin/org/occ/OccKotlin.kt).
+//
+// Threads: every call that touches the profile, the disk or the network is
+// `async` and runs on the core's own threads, so awaiting it from the main
+// actor never blocks the main thread. The synchronous ones (`closeProfile`,
+// `isClosed`, `subscribePull`, `subscribe`, `setListener`, and the controls
+// of subscriptions and sync handles) touch only memory and return at once.
 import Foundation
 
-/// Hands the core's events to an AsyncStream.
-final class EventForwarder: EventListener, @unchecked Sendable {
-    private let continuation: AsyncStream<ClientEvent>.Continuation
+/// The native library is not the one these bindings were generated from.
+public struct OccBindingMismatch: Error, CustomStringConvertible {
+    public let description: String
+}
 
-    init(_ continuation: AsyncStream<ClientEvent>.Continuation) {
-        self.continuation = continuation
-    }
-
-    func onEvent(event: ClientEvent) {
-        continuation.yield(event)
+/// Checks that the linked native library (libocc_ffi, or OccFFI.xcframework
+/// in an app) has exactly the API these bindings were generated for —
+/// UniFFI's contract version and API checksums — and returns the core's
+/// version. Call it once at start-up, before any other call: a stale library
+/// then fails here with `OccBindingMismatch` instead of stopping the process
+/// at its first call (the generated code's `fatalError`) or corrupting memory.
+public func ensureNativeLibrary() throws -> String {
+    // `initializationResult` is the generated code's own check, computed once
+    // on first use (its checksums are compiled into Occ.swift). It is
+    // `private` as generated; scripts/gen-swift.sh makes it module-internal
+    // so that it can be read here rather than only through the generated
+    // `uniffiEnsureOccFfiInitialized()`, which ends the process on a
+    // mismatch.
+    switch initializationResult {
+    case .ok:
+        uniffiEnsureOccFfiInitialized()
+        return coreVersion()
+    case .contractVersionMismatch:
+        throw OccBindingMismatch(description:
+            "the native library libocc_ffi speaks another UniFFI contract version than these Swift bindings " +
+            "(built from another version of occ or of UniFFI): rebuild both with scripts/gen-bindings.sh " +
+            "(scripts/gen-swift.sh for the Swift package, scripts/build-ios.sh for the XCFramework)")
+    case .apiChecksumMismatch:
+        throw OccBindingMismatch(description:
+            "the native library libocc_ffi does not match these Swift bindings (API checksum mismatch: " +
+            "built from another version of occ): rebuild both with scripts/gen-bindings.sh " +
+            "(scripts/gen-swift.sh for the Swift package, scripts/build-ios.sh for the XCFramework)")
     }
 }
 
 public extension Client {
-    /// The client's events. The core has one listener slot per client:
-    /// iterating installs this stream's listener (replacing any other) and
-    /// ending the iteration removes it.
+    /// The client's events, as a subscription of its own from this call on
+    /// (any number may exist at once). It ends when the iterating task is
+    /// cancelled, when the stream is released, or when the profile closes
+    /// (after `profileClosed` / `profileWiped`). Nothing is dropped
+    /// silently: the core keeps a bounded queue per subscription, and while
+    /// this consumer is slow its ordinary events coalesce (it is then told
+    /// with `coalesced`) and its critical ones — lock, wipe, security
+    /// alerts, withdrawals, urgent messages — wait in order.
     func events() -> AsyncStream<ClientEvent> {
-        AsyncStream(bufferingPolicy: .bufferingNewest(1024)) { continuation in
-            self.setListener(listener: EventForwarder(continuation))
-            continuation.onTermination = { @Sendable [weak self] _ in
-                self?.setListener(listener: nil)
-            }
-        }
+        let sub = subscribePull()
+        return AsyncStream(unfolding: { await sub.next() }, onCancel: { sub.cancel() })
     }
 
-    /// Sends UTF-8 text with a time to live (and optionally a read timer).
+    /// Sends UTF-8 text with a time to live (and optionally a read timer),
+    /// whole seconds; returns the message id.
     @discardableResult
     func sendText(to: Recipient, _ text: String, ttl: TimeInterval, readTimer: TimeInterval? = nil) async throws -> String {
         try await send(
@@ -41,13 +74,39 @@ public extension Client {
     }
 }
 
+/// A direct conversation with `name`.
+public func directTo(_ name: String) -> Recipient { .user(name: name) }
+
+/// A thread, adding `members` (the sender is always one).
+public func thread(id: String, members: [String] = []) -> Recipient { .thread(id: id, members: members) }
+
 /// The relay, recognised by its SPKI pins (`sha256/…`) and, if private, its CA.
-public func relaySettings(url: String, pins: [String], caPem: String? = nil) -> RelaySettings {
-    RelaySettings(url: url, pins: pins, pinsExpireMs: nil, pinsLapseToChain: false, caPem: caPem)
+public func relaySettings(
+    url: String,
+    pins: [String],
+    caPem: String? = nil,
+    pinsExpireMs: Int64? = nil,
+    pinsLapseToChain: Bool = false
+) -> RelaySettings {
+    RelaySettings(url: url, pins: pins, pinsExpireMs: pinsExpireMs, pinsLapseToChain: pinsLapseToChain, caPem: caPem)
+}
+
+/// Options to enrol as `user` with `relay`; `pushEndpoint` is where the
+/// relay posts push notices (on iOS the push gateway's APNs endpoint for
+/// this device); `orgKey` (hex) pins the organisation key; `link` (from
+/// `linkDevice` on another device of `user`) enrols a further device.
+public func enrolOptions(
+    relay: RelaySettings,
+    user: String,
+    pushEndpoint: String? = nil,
+    orgKey: String? = nil,
+    link: Data? = nil
+) -> EnrolOptions {
+    EnrolOptions(relay: relay, user: user, pushEndpoint: pushEndpoint, orgKey: orgKey, link: link)
 }
 
 public extension StoredMessage {
-    /// The body as text.
+    /// The body as text (occ carries bytes; apps that send text read it so).
     var text: String { String(decoding: body, as: UTF8.self) }
 
     /// Milliseconds until this message disappears, at trusted time `nowMs`.

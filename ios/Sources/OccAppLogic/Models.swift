@@ -1,7 +1,9 @@
-// What the screens show, computed from the client: threads, a conversation
-// with a live TTL countdown per message, and the keep period. Plain classes
-// (no Combine, so they build on Linux); the SwiftUI app observes them through
-// `onChange`.
+// What the screens show, computed from the client off the main thread
+// (mirrors the Android logic's Conversations.kt): the thread list, a
+// conversation with a live TTL countdown per message, and the keep period.
+// Plain classes (no Combine, so they build on Linux) whose state is behind a
+// lock; `onChange` is called, on whatever thread made the change, after each
+// change: the SwiftUI app copies the state onto the main actor there.
 import Foundation
 import Occ
 
@@ -13,7 +15,7 @@ public func countdownLabel(remainingMs: Int64) -> String {
     let minutes = (total % 3_600) / 60, seconds = total % 60
     if days > 0 { return "expires in \(days) d \(hours) h" }
     if hours > 0 { return "expires in \(hours) h \(minutes) min" }
-    if minutes > 0 { return String(format: "expires in %lld min %02lld s", minutes, seconds) }
+    if minutes > 0 { return "expires in \(minutes) min \(seconds < 10 ? "0" : "")\(seconds) s" }
     return "expires in \(seconds) s"
 }
 
@@ -24,22 +26,43 @@ public extension ThreadSummary {
     }
 }
 
+/// A change callback behind a lock (set from the UI, called from anywhere).
+final class ChangeCallback: @unchecked Sendable {
+    private let callback = Protected<(() -> Void)?>(nil)
+
+    var value: (() -> Void)? {
+        get { callback.get() }
+        set { callback.set(newValue) }
+    }
+
+    func fire() { callback.get()?() }
+}
+
 /// The thread list.
-public final class ThreadsModel {
+public final class ThreadsModel: @unchecked Sendable {
     private let client: Client
-    public private(set) var threads: [ThreadSummary] = []
-    public var onChange: (() -> Void)?
+    private let state = Protected<[ThreadSummary]>([])
+    private let changed = ChangeCallback()
 
     public init(client: Client) { self.client = client }
 
+    public var threads: [ThreadSummary] { state.get() }
+
+    /// Called after each change of `threads`.
+    public var onChange: (() -> Void)? {
+        get { changed.value }
+        set { changed.value = newValue }
+    }
+
     public func refresh() async throws {
-        threads = try await client.threads()
-        onChange?()
+        let threads = try await client.threads()
+        state.set(threads)
+        changed.fire()
     }
 }
 
 /// One message as the conversation screen shows it.
-public struct MessageItem: Equatable {
+public struct MessageItem: Equatable, Sendable {
     public let id: String
     public let sender: String
     public let outgoing: Bool
@@ -48,40 +71,61 @@ public struct MessageItem: Equatable {
     public let countdown: String
 }
 
-/// A conversation: newest first, each message with a countdown to its
-/// deadline. `tick` moves the countdowns on the screen's clock without
-/// calling the core; `refresh` reloads (the core never returns expired
+/// A conversation: its messages, newest first, each with a countdown to its
+/// deadline (TTL, keep period or read timer). `tick` moves the countdowns
+/// on the screen's clock and drops what expired, without crossing into the
+/// core; `refresh` reloads from the core (which never returns expired
 /// content).
-public final class ConversationModel {
+public final class ConversationModel: @unchecked Sendable {
+    private struct State {
+        var loaded: [StoredMessage] = []
+        var offsetMs: Int64 = 0 // trusted time minus the screen's clock
+        var items: [MessageItem] = []
+    }
+
     private let client: Client
     public let threadId: String
-    private var loaded: [StoredMessage] = []
-    private var offsetMs: Int64 = 0
-    public private(set) var items: [MessageItem] = []
-    public var onChange: (() -> Void)?
+    private let state = Protected(State())
+    private let changed = ChangeCallback()
 
     public init(client: Client, threadId: String) {
         self.client = client
         self.threadId = threadId
     }
 
-    public func refresh(screenNowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async throws {
+    public var items: [MessageItem] { state.withLock { $0.items } }
+
+    /// Called after each change of `items`.
+    public var onChange: (() -> Void)? {
+        get { changed.value }
+        set { changed.value = newValue }
+    }
+
+    public func refresh(screenNowMs: Int64 = deviceNowMs()) async throws {
+        let loaded: [StoredMessage]
         do {
             loaded = try await client.messages(threadId: threadId, limit: 50)
         } catch OccError.NotFound {
             loaded = []
         }
-        offsetMs = try await client.nowMs() - screenNowMs
+        let offset = try await client.nowMs() - screenNowMs
+        state.withLock {
+            $0.loaded = loaded
+            $0.offsetMs = offset
+        }
         tick(screenNowMs: screenNowMs)
     }
 
-    public func tick(screenNowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
-        let now = screenNowMs + offsetMs
-        items = loaded.filter { $0.deadlineMs > now }.map {
-            MessageItem(id: $0.id, sender: $0.sender, outgoing: $0.outgoing, text: $0.text,
-                        deadlineMs: $0.deadlineMs, countdown: countdownLabel(remainingMs: $0.deadlineMs - now))
+    /// Recomputes the countdowns at `screenNowMs`; expired messages disappear.
+    public func tick(screenNowMs: Int64 = deviceNowMs()) {
+        state.withLock { s in
+            let now = screenNowMs + s.offsetMs
+            s.items = s.loaded.filter { $0.deadlineMs > now }.map {
+                MessageItem(id: $0.id, sender: $0.sender, outgoing: $0.outgoing, text: $0.text,
+                            deadlineMs: $0.deadlineMs, countdown: countdownLabel(remainingMs: $0.deadlineMs - now))
+            }
         }
-        onChange?()
+        changed.fire()
     }
 
     public func send(to: Recipient, _ text: String, ttl: TimeInterval) async throws {
@@ -89,6 +133,7 @@ public final class ConversationModel {
         try await refresh()
     }
 
+    /// Opens a message (starts its read timer, if it has one).
     public func open(id: String) async throws {
         _ = try await client.markRead(id: id)
         try await refresh()
@@ -96,18 +141,28 @@ public final class ConversationModel {
 }
 
 /// The keep-period setting.
-public final class SettingsModel {
+public final class SettingsModel: @unchecked Sendable {
     private let client: Client
-    public private(set) var keepPeriodSecs: UInt64?
-    public var onChange: (() -> Void)?
+    private let state = Protected<UInt64?>(nil)
+    private let changed = ChangeCallback()
 
     public init(client: Client) { self.client = client }
 
-    public func refresh() async throws {
-        keepPeriodSecs = try await client.settings().keepPeriodSecs
-        onChange?()
+    public var keepPeriodSecs: UInt64? { state.get() }
+
+    /// Called after each change of `keepPeriodSecs`.
+    public var onChange: (() -> Void)? {
+        get { changed.value }
+        set { changed.value = newValue }
     }
 
+    public func refresh() async throws {
+        let settings = try await client.settings()
+        state.set(settings.keepPeriodSecs)
+        changed.fire()
+    }
+
+    /// Sets it; the core refuses values above the organisation's maximum.
     public func setKeepPeriod(secs: UInt64) async throws {
         try await client.setKeepPeriodSecs(secs: secs)
         try await refresh()

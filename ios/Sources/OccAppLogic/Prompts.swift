@@ -1,15 +1,20 @@
 // The download prompt a push notice becomes (mirrors the Android logic's
 // Prompts.kt): what the notification says and which actions it offers. The
-// core verified the notice and applied the organisation's policy first.
+// core verified the notice (relay signature, this device, not expired, not a
+// replay) and applied the organisation's policy before this code sees it; a
+// forged notice never gets here.
 import Foundation
 import Occ
 
 /// What the notification shows for one verified notice.
-public struct PromptView: Equatable {
+public struct PromptView: Equatable, Sendable {
     public let title: String
     public let body: String
+    /// Offer "Download" (and "Decline").
     public let canDownload: Bool
+    /// The user must unlock (confirm presence) before the download.
     public let needsUnlock: Bool
+    /// Time-sensitive (urgent alert): break through focus modes.
     public let urgent: Bool
     public let relayMessageId: String
 }

@@ -1,104 +1,118 @@
-// Everything the screens need for the open profile: its models, its events
-// (routed to refreshes and alerts), enrolment and background sync.
+// Everything the screens need for the open profile, in one place (mirrors
+// the Android logic's Session.kt): its models, its event routing (screens
+// and notifications, each on a subscription of its own), enrolment with the
+// push endpoint, and background sync. The iOS shell creates one when a
+// profile is unlocked and closes it when the profile is locked.
 import Foundation
 import Occ
 
-/// Something the user must be told about.
-public struct Alert: Equatable {
-    public let kind: String
-    public let detail: String
-}
-
-/// The open profile with its screen models and background sync.
-public final class ProfileSession {
+/// The open profile with its screen models, notifications and background sync.
+public final class ProfileSession: @unchecked Sendable {
     public let name: String
     public let client: Client
     public let threads: ThreadsModel
     public let settings: SettingsModel
-    private var conversations: [ConversationModel] = []
-    private var sync: SyncHandle?
-    private var events: Task<Void, Never>?
-    private let lock = NSLock()
-    public private(set) var connected: Bool?
-    public var onAlert: ((Alert) -> Void)?
-    public var onConnectionChange: ((Bool) -> Void)?
+    public let events: EventRouter
+    private let conversations: Protected<[ConversationModel]>
+    private let eventsTask: Task<Void, Never>
+    private let notificationTask: Task<Void, Never>?
+    private let syncLock = AsyncMutex()
+    private let sync = Protected<SyncHandle?>(nil)
 
-    public init(name: String, client: Client) {
+    /// `notifications` receives this profile's notifications (withdrawals,
+    /// messages while the app runs); `previews` says whether the
+    /// organisation lets them preview message text.
+    public init(
+        name: String,
+        client: Client,
+        notifications: NotificationCenter? = nil,
+        previews: @escaping () -> Bool = { false }
+    ) {
         self.name = name
         self.client = client
-        threads = ThreadsModel(client: client)
-        settings = SettingsModel(client: client)
-        events = Task { [weak self] in
-            for await event in client.events() {
-                await self?.handle(event)
+        let threads = ThreadsModel(client: client)
+        let conversations = Protected<[ConversationModel]>([])
+        let events = EventRouter(client: client, threads: threads) { conversations.get() }
+        self.threads = threads
+        self.settings = SettingsModel(client: client)
+        self.conversations = conversations
+        self.events = events
+        eventsTask = events.start()
+        if let center = notifications {
+            let router = NotificationRouter(profile: name, center: center) { thread, message in
+                do {
+                    let m = try await client.message(id: message)
+                    let all = try await client.threads()
+                    let title = all.first(where: { $0.id == thread })?.title
+                    return NotificationRouter.Described(threadTitle: title, text: previews() ? m.text : nil, deadlineMs: m.deadlineMs)
+                } catch {
+                    return nil
+                }
+            }
+            let stream = client.events()
+            notificationTask = Task {
+                for await event in stream {
+                    await router.handle(event)
+                }
+            }
+        } else {
+            notificationTask = nil
+        }
+    }
+
+    deinit { close() }
+
+    /// Whether this profile has been enrolled with a relay.
+    public func isEnrolled() async throws -> Bool { try await client.enrolment() != nil }
+
+    /// Enrols with the relay at `url`, recognised by `pin` (and a private
+    /// `caPem`), registering `pushEndpoint` (the push gateway's endpoint for
+    /// this device) for notices.
+    @discardableResult
+    public func enrol(url: String, pin: String, user: String, caPem: String? = nil, pushEndpoint: String? = nil) async throws -> Enrolment {
+        try await client.enrol(options: enrolOptions(relay: relaySettings(url: url, pins: [pin], caPem: caPem),
+                                                     user: user, pushEndpoint: pushEndpoint))
+    }
+
+    /// The platform handed out a new push endpoint (or none): the relay is
+    /// told, if it does not have it already.
+    public func onNewPushEndpoint(_ endpoint: String?) async throws {
+        if try await client.enrolment()?.pushEndpoint != endpoint {
+            try await client.setPushEndpoint(endpoint: endpoint)
+        }
+    }
+
+    /// Starts background sync (idempotent).
+    public func startSync() async throws {
+        try await syncLock.withLock {
+            if sync.get()?.isRunning() != true {
+                let handle = try await client.startSync(options: defaultSyncOptions())
+                sync.set(handle)
             }
         }
     }
 
-    public func isEnrolled() async throws -> Bool { try await client.enrolment() != nil }
-
-    @discardableResult
-    public func enrol(url: String, pin: String, user: String, caPem: String? = nil) async throws -> Enrolment {
-        try await client.enrol(options: EnrolOptions(relay: relaySettings(url: url, pins: [pin], caPem: caPem),
-                                                     user: user, pushEndpoint: nil, orgKey: nil, link: nil))
-    }
-
-    public func startSync() throws {
-        lock.lock()
-        defer { lock.unlock() }
-        if sync?.isRunning() != true { sync = try client.startSync(options: defaultSyncOptions()) }
-    }
-
+    /// A conversation model kept fresh by events until `release`d.
     public func conversation(threadId: String) -> ConversationModel {
         let model = ConversationModel(client: client, threadId: threadId)
-        lock.lock()
-        conversations.append(model)
-        lock.unlock()
+        conversations.withLock { $0.append(model) }
         return model
     }
 
     public func release(_ model: ConversationModel) {
-        lock.lock()
-        conversations.removeAll { $0 === model }
-        lock.unlock()
+        conversations.withLock { list in list.removeAll { $0 === model } }
     }
 
-    func handle(_ event: ClientEvent) async {
-        switch event {
-        case .messagesReceived, .messagesExpired, .messageSent:
-            try? await threads.refresh()
-            lock.lock()
-            let open = conversations
-            lock.unlock()
-            for model in open { try? await model.refresh() }
-        case let .deliveryFailed(_, reason):
-            onAlert?(Alert(kind: "undelivered", detail: reason))
-        case let .securityAlert(kind, detail):
-            onAlert?(Alert(kind: "\(kind)", detail: detail))
-        case let .connectionChanged(isConnected, _):
-            connected = isConnected
-            onConnectionChange?(isConnected)
-        case .receiptReceived, .policyChanged:
-            lock.lock()
-            let open = conversations
-            lock.unlock()
-            for model in open { try? await model.refresh() }
-        case let .alertEscalated(_, _, unacknowledged):
-            onAlert?(Alert(kind: "escalation", detail: "not acknowledged by \(unacknowledged.joined(separator: ", "))"))
-        case let .volumeAlert(count, minutes):
-            onAlert?(Alert(kind: "volume_alert", detail: "\(count) downloads within \(minutes) minutes"))
-        case let .locked(isLocked):
-            onAlert?(Alert(kind: "locked", detail: isLocked ? "locked by your organisation" : "unlocked"))
-        case .profileWiped:
-            onAlert?(Alert(kind: "wiped", detail: "this profile was wiped by your organisation"))
-        }
-    }
-
+    /// Stops the event routing and background sync (the profile itself is
+    /// closed by `DeviceProfiles.lock`).
     public func close() {
-        events?.cancel()
-        lock.lock()
-        sync?.stop()
-        sync = nil
-        lock.unlock()
+        eventsTask.cancel()
+        notificationTask?.cancel()
+        let handle: SyncHandle? = sync.withLock { s in
+            let h = s
+            s = nil
+            return h
+        }
+        handle?.stop()
     }
 }
