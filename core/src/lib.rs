@@ -15,14 +15,17 @@
 //! - [`store`]: the encrypted SQLCipher store, one per profile; every SQL
 //!   statement of the crate is in it.
 //! - [`retention`]: TTL, read timers, keep period, trusted time.
-//! - [`events`]: what the app is told, after each change is stored.
+//! - [`events`]: what the app is told, after each change is stored, to any
+//!   number of subscribers with bounded queues (nothing critical dropped).
 //! - [`audit`]: the hash-chained audit trail and its verification.
 //! - [`policy`]: the organisation's signed policy and device commands.
 //! - [`push`]: the push path — a notice verified offline into a download
-//!   prompt, without an open client.
+//!   prompt, without an open client; for a locked profile, without its key.
 //! - [`export`]: a message or thread saved to a folder with a signed
 //!   manifest, optionally `age`-encrypted, after policy and data-loss checks.
-//! - [`client`]: the [`Client`] facade, background sync, profiles.
+//! - [`client`]: the [`Client`] facade, the core's own runtime (no
+//!   operation does its work on the caller's thread), background sync,
+//!   profiles and the shared-device lock ([`client::credential`]).
 //! - [`error`]: the public [`Error`], mapped once from each layer's errors.
 //!
 //! Deviations from DESIGN.md, and why:
@@ -66,6 +69,14 @@
 //!   relay's blob id; a received blob is checked against the SHA-256 in the
 //!   end-to-end message before it is accepted; export encryption also takes
 //!   `age` recipients besides a passphrase.
+//! - Threads: every operation runs on the core's own runtime
+//!   (`client/runtime.rs`), not on the caller's thread as UniFFI would poll
+//!   it; closing from a UI thread never waits (`Client::close_soon`).
+//! - The shared-device lock derives its key with scrypt (DESIGN.md: Argon2id
+//!   or scrypt): already in the build through `age`, memory-hard, its cost
+//!   stored with each wrapped key. A profile's public push verifier and the
+//!   locked path's record are unencrypted files (public keys, times, relay
+//!   ids and refusal codes only).
 //! - Benchmarks are bench binaries with an alternating A/B harness instead
 //!   of criterion: criterion measures each function in its own phase, so a
 //!   noisy neighbour skewed ratios by up to half; interleaved rounds with a

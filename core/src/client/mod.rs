@@ -16,7 +16,11 @@
 //! - Reading: [`Client::threads`], [`Client::messages`], [`Client::message`]
 //!   never wait for the network: they hold the profile's lock only for their
 //!   own query, so they answer in milliseconds while a long-poll runs.
-//! - Events go to one [`EventListener`] after each change is stored.
+//! - Events go to any number of subscriptions ([`Client::subscribe`],
+//!   [`Client::subscribe_listener`]) after each change is stored; see
+//!   [`crate::events`].
+//! - Threads: every operation runs on the core's runtime (`runtime.rs`), so
+//!   the caller's thread only waits; [`Client::close_soon`] never blocks.
 //!
 //! Every operation runs with panics contained (they become
 //! [`Error::Internal`]), and every future is `Send` and, once the client is
