@@ -7,7 +7,9 @@
 //! expires by TTL (the relay answers 410 and the devices drop it); the keep
 //! period removes an old message; a photo travels as an attachment and the
 //! conversation is exported, signed and age-encrypted, and a changed byte
-//! of the export is caught; and a connection to an impostor with a valid
+//! of the export is caught; a shared phone keeps a locked profile shut to
+//! the next user and shows nothing of it on a push; and a connection to an
+//! impostor with a valid
 //! certificate for the right name but another key is refused on the pin.
 
 use std::path::Path;
@@ -55,12 +57,24 @@ async fn device(
     push: Option<&str>,
     linked_by: Option<&Client>,
 ) -> Result<Client, Fail> {
-    let Relay { url, pin, ca, org } = *relay;
     let dir = root.join(profile);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Fail(format!("cannot create {}: {e}", dir.display())))?;
     let key = DbKey::generate()?;
     let client = Client::create(crate::path_str(&dir)?, key.as_bytes().to_vec())?;
+    enrol(&client, name, relay, push, linked_by).await?;
+    Ok(client)
+}
+
+/// Enrols `client` as `name` and installs its organisation certificate.
+async fn enrol(
+    client: &Client,
+    name: &str,
+    relay: &Relay<'_>,
+    push: Option<&str>,
+    linked_by: Option<&Client>,
+) -> Result<(), Fail> {
+    let Relay { url, pin, ca, org } = *relay;
     let link = match linked_by {
         Some(other) => Some(other.link_device(&client.device_id().await?).await?),
         None => None,
@@ -88,7 +102,7 @@ async fn device(
     let now = client.now_ms().await?;
     let cert = occ_core::crypto::org::certify(org, name, &device, now, now + 365 * 86_400_000);
     client.install_certificate(cert.encode()).await?;
-    Ok(client)
+    Ok(())
 }
 
 fn texts(list: &[occ_core::store::StoredMessage]) -> Vec<String> {
@@ -499,6 +513,67 @@ pub(crate) async fn run() -> Result<(), Fail> {
         Err(Error::Untrusted { reason }) => note(&format!("one byte changed: {reason}")),
         other => return Err(Fail(format!("a changed export was not refused: {other:?}"))),
     }
+
+    say(
+        "5c. A shared device at shift change",
+        "Erin and Femi share one phone. Each profile's database key exists only wrapped under its\n\
+         user's PIN and a secret the phone's keystore holds: whoever picks the phone up cannot open\n\
+         the other's profile, guessing is slowed and ends in a wipe, and a push for a locked profile\n\
+         is verified without its key and shows nothing of it.",
+    );
+    let shared = occ_core::ProfileManager::new(crate::path_str(&root.join("shared-phone"))?)?;
+    let keystore_secret = DbKey::generate()?.as_bytes().to_vec(); // the platform keystore's, in the app
+    let erin = shared.create_locked(
+        "erin",
+        b"4711".to_vec(),
+        keystore_secret.clone(),
+        occ_core::LockOptions::default(),
+    )?;
+    enrol(&erin, "erin", &here, Some(&push.url), None).await?;
+    erin.close(); // end of erin's shift
+    match shared.unlock("erin", b"1234".to_vec(), keystore_secret.clone()) {
+        Err(Error::WrongCredential { attempts_left, .. }) => note(&format!(
+            "femi tries a PIN on erin's profile: refused, {attempts_left} attempts left before it is wiped"
+        )),
+        other => return Err(Fail(format!("a wrong PIN was not refused: {other:?}"))),
+    }
+    let before = push.notices().len();
+    alice
+        .send(
+            Recipient::User {
+                name: "erin".into(),
+            },
+            b"Handover at 19:00 at the north gate".to_vec(),
+            3600,
+            None,
+        )
+        .await?;
+    alice.flush().await?;
+    push.wait_for(before + 1, Duration::from_secs(5)).await;
+    let body = push
+        .raw_bodies()
+        .pop()
+        .ok_or_else(|| Fail("no push".into()))?;
+    let dir = root.join("shared-phone").join("erin");
+    let shown = occ_core::verify_notice_locked(crate::path_str(&dir)?, &body)?;
+    note(&format!(
+        "a push for erin's locked profile, verified without its key: a {} message; the phone shows \"New occ message — unlock your profile to see it\" (no sender, no thread)",
+        shown.message_class
+    ));
+    let started = std::time::Instant::now();
+    let erin = shared.unlock("erin", b"4711".to_vec(), keystore_secret)?;
+    note(&format!(
+        "erin unlocks with her PIN in {} ms; her message arrives: {:?}",
+        started.elapsed().as_millis(),
+        erin.sync()
+            .await?
+            .received
+            .received()
+            .iter()
+            .map(|m| m.sender.clone())
+            .collect::<Vec<_>>()
+    ));
+    erin.close();
 
     say(
         "6. An impostor relay",
