@@ -54,7 +54,7 @@
 //! - Threads start only under ids bound to their creator; message ids and
 //!   sender keys are scoped to their sender; a removal travels as a control
 //!   row in the outbox ([`sync`]).
-//! - Push prompts, policy, alerts, audit (issue 10): notices are coalesced
+//! - Push prompts, policy, alerts, audit: notices are coalesced
 //!   per device per burst; [`push::verify_notice`] needs no client and no
 //!   network; organisation documents are JSON inside a signed binary frame,
 //!   judged once each; the policy's minimum TTL is enforced when sending only;
@@ -63,7 +63,7 @@
 //!   by the relay at every sync. Two processes may hold one profile (the app
 //!   and its extension): the account is re-read inside the write transaction
 //!   that may consume a one-time prekey.
-//! - Attachments and export (issue 11): a sent file's local copy is the
+//! - Attachments and export: a sent file's local copy is the
 //!   uploaded blob itself (one encryption, one key); the attachment id is
 //!   chosen by the sender (it is each chunk's authenticated data) and is the
 //!   relay's blob id; a received blob is checked against the SHA-256 in the
