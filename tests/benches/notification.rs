@@ -121,7 +121,11 @@ fn main() {
             locked_peak = locked_peak.max(f[3].parse().unwrap());
             // …then unlocked: the record of the locked path is cleared at
             // the next full open, so the same notice is new to the profile.
-            std::fs::remove_file(env.profile_dir("bob").join("push-locked.jsonl")).unwrap();
+            std::fs::remove_file(
+                env.profile_dir("bob")
+                    .join(occ_core::store::LOCKED_LOG_FILE),
+            )
+            .unwrap();
             let out = std::process::Command::new(&child)
                 .arg(env.profile_dir("bob"))
                 .arg(hex::encode(env.key_of("bob").as_bytes()))
