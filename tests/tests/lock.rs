@@ -199,6 +199,58 @@ fn guessing_backs_off_on_the_boot_clock_and_the_last_failure_wipes() {
     ));
 }
 
+#[tokio::test]
+async fn a_profile_set_never_to_wipe_counts_but_never_wipes_and_the_credential_changes_off_thread()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let m =
+        ProfileManager::with_clock(tmp.path().join("p").to_str().unwrap(), clock.clone()).unwrap();
+    m.create_locked_async("gil".into(), PIN.to_vec(), SECRET.to_vec(), fast(0))
+        .await
+        .unwrap()
+        .close();
+    for _ in 0..12 {
+        let e = m
+            .unlock("gil", b"999999".to_vec(), SECRET.to_vec())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::WrongCredential {
+                    attempts_left: u32::MAX,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        clock.advance(i64::try_from(occ_core::client::credential::MAX_BACKOFF_MS).unwrap());
+    }
+    assert!(m.exists("gil"), "never wiped");
+    assert_eq!(m.lock_status("gil").unwrap().failures, 12);
+    m.change_credential_async(
+        "gil".into(),
+        PIN.to_vec(),
+        b"next-pass".to_vec(),
+        SECRET.to_vec(),
+        SECRET.to_vec(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        m.unlock_async("gil".into(), PIN.to_vec(), SECRET.to_vec())
+            .await,
+        Err(Error::WrongCredential { .. })
+    ));
+    clock.advance(i64::try_from(occ_core::client::credential::MAX_BACKOFF_MS).unwrap());
+    let gil = m
+        .unlock_async("gil".into(), b"next-pass".to_vec(), SECRET.to_vec())
+        .await
+        .unwrap();
+    assert!(!gil.is_closed());
+    assert_eq!(m.lock_status_async("gil".into()).await.unwrap().failures, 0);
+}
+
 #[test]
 fn a_hostile_lock_file_is_refused_without_exhausting_memory() {
     let tmp = tempfile::tempdir().unwrap();

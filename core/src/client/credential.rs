@@ -335,6 +335,9 @@ mod tests {
         assert_eq!(backoff_ms(FREE_ATTEMPTS + 3), 8 * FIRST_BACKOFF_MS);
         assert_eq!(backoff_ms(40), MAX_BACKOFF_MS);
         assert_eq!(backoff_ms(u32::MAX), MAX_BACKOFF_MS);
+        // The documented figures: 5 s first, 15 minutes at most.
+        assert_eq!(FIRST_BACKOFF_MS, 5_000);
+        assert_eq!(MAX_BACKOFF_MS, 900_000);
     }
 
     #[test]
