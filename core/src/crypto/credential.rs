@@ -186,7 +186,15 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert!(!format!("{w:?}").contains("sealed"));
+        let shown = format!("{w:?}");
+        assert!(
+            shown.starts_with("WrappedKey") && shown.contains("log_n: 10"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("sealed") && !shown.contains(&hex::encode(w.salt)),
+            "{shown}"
+        );
     }
 
     #[test]
