@@ -203,6 +203,10 @@ mod tests {
         assert!(wrap(&key, "a", b"123", b"", MIN_LOG_N).is_err());
         assert!(wrap(&key, "a", &[b'1'; MAX_CREDENTIAL_LEN + 1], b"", MIN_LOG_N).is_err());
         assert!(wrap(&key, "a", b"1234", b"", MIN_LOG_N - 1).is_err());
+        // Exactly at the longest length: accepted both ways.
+        let longest = [b'7'; MAX_CREDENTIAL_LEN];
+        let at = wrap(&key, "a", &longest, b"", MIN_LOG_N).unwrap();
+        assert_eq!(*unwrap(&at, "a", &longest, b"").unwrap().unwrap(), key);
         let mut w = wrap(&key, "a", b"1234", b"", MIN_LOG_N).unwrap();
         w.log_n = MAX_LOG_N + 1;
         assert!(unwrap(&w, "a", b"1234", b"").is_err());
